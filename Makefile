@@ -1,0 +1,54 @@
+# npnet: `make train` sets everything up and runs the main job; `make test` runs the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+OUT    ?= runs/default
+ARGS   ?=
+
+.PHONY: test train data bench reference clean help
+
+help:
+	@echo "make train   - venv, install, Fashion-MNIST, then npnet train (ARGS='--epochs 5 ...', OUT=runs/x)"
+	@echo "make test    - venv, install with test extras, run the whole suite"
+	@echo "make bench   - benchmarks against PyTorch; writes benchmarks/results/latest.{json,md,png}"
+	@echo "make reference - the table of every npnet gradient against torch"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-train: setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[train]'
+	touch $@
+
+$(VENV)/.installed-bench: setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[bench]'
+	touch $@
+
+# Find the data (local folders, cache, Debian's package, then the official download);
+# failing that, install Debian's dataset-fashion-mnist package where apt-get exists.
+data: $(VENV)/.installed-train
+	@$(PY) -m npnet data || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's dataset-fashion-mnist package..."; \
+	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist && $(PY) -m npnet data; \
+	  else exit 1; fi; }
+
+train: data
+	$(VENV)/bin/npnet train --out $(OUT) $(ARGS)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest
+
+reference: $(VENV)/.installed-test
+	$(PY) -m reference
+
+bench: $(VENV)/.installed-test $(VENV)/.installed-bench data
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,99 @@
+"""Argument checks shared by every public entry point.
+
+Each helper raises ``TypeError`` or ``ValueError`` with a message that names the
+argument, says what was expected and what arrived.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def describe(value):
+    """A short description of ``value`` for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"ndarray of shape {value.shape} and dtype {value.dtype}"
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, (list, tuple, dict)) else type(value).__name__
+
+
+def float_array(x, name, *, min_ndim=0):
+    """Return ``x`` unchanged if it is a float32/float64 ndarray, else raise.
+
+    Lists, ints, bools, complex and object arrays are refused: npnet never
+    guesses a dtype for its user.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, got {describe(x)}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must have dtype float32 or float64, got {x.dtype}; "
+            f"convert it first, e.g. {name}.astype(np.float32)"
+        )
+    if x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {x.shape}")
+    return x
+
+
+def same_dtype(x, name, dtype):
+    if x.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)} to match the input, got {x.dtype}")
+
+
+def same_shape(x, name, shape):
+    if x.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
+
+
+def real_number(value, name, *, low=None, high=None, low_open=False, high_open=False):
+    """Check a finite real scalar (not bool) inside an optional interval."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def integer(value, name, *, low=None, high=None):
+    """Check an integer (not bool) inside an optional closed interval."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {describe(value)}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(
+            f"{name} must be an integer in [{'-inf' if low is None else low}, {'inf' if high is None else high}], got {value}"
+        )
+    return value
+
+
+def choice(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+    return value
+
+
+def generator(rng, name="rng"):
+    """Return a numpy Generator: ``rng`` itself, or a fresh one when None."""
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator or None, got {describe(rng)}; use np.random.default_rng(seed)")
+    return rng
+
+
+def float_dtype(dtype, name="dtype"):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be np.float32 or np.float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be np.float32 or np.float64, got {dt}")
+    return dt

@@ -1,0 +1,477 @@
+"""Pure forward and backward kernels: the math of every npnet layer and loss.
+
+Each forward kernel ``f(X, ...)`` has its backward ``f_backward(dY, ...)`` right
+below it. Kernels never modify their inputs, keep the input's float dtype
+(float32 in, float32 out) and touch no global state. Shapes use torch's
+conventions: a batch axis first, classes on axis 1 for losses.
+
+Names: ``X`` is an input, ``Y`` an output, ``dY`` the gradient of a scalar
+objective with respect to ``Y`` (the upstream gradient) and ``dX`` the gradient
+with respect to ``X``.
+
+Example::
+
+    >>> import numpy as np, npnet.nn.functional as F
+    >>> X = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
+    >>> F.softmax(X).round(4)
+    array([[0.09  , 0.2447, 0.6652]], dtype=float32)
+"""
+import numpy as np
+
+from .. import _validate as V
+
+__all__ = [
+    "linear", "linear_backward",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
+    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "dropout_mask", "dropout", "dropout_backward",
+    "cross_entropy", "cross_entropy_backward", "nll_loss", "nll_loss_backward",
+    "mse_loss", "mse_loss_backward",
+]
+
+
+# --------------------------------------------------------------------------- Linear
+
+def linear(X, W, b=None):
+    """Affine map ``Y = X W^T + b`` over any leading dims, as ``torch.nn.functional.linear``.
+
+    Args:
+        X: input, shape (*, in_features).
+        W: weight, shape (out_features, in_features) (torch's layout).
+        b: optional bias, shape (out_features,).
+
+    Shape:
+        Y: (*, out_features), the dtype of X.
+    """
+    X = V.float_array(X, "input", min_ndim=1)
+    W = V.float_array(W, "weight", min_ndim=2)
+    if W.ndim != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {W.shape}")
+    if X.shape[-1] != W.shape[1]:
+        raise ValueError(
+            f"linear: input has {X.shape[-1]} features on its last axis but weight expects "
+            f"{W.shape[1]}: input shape {X.shape}, weight shape {W.shape}"
+        )
+    V.same_dtype(W, "weight", X.dtype)
+    Y = X @ W.T
+    if b is not None:
+        V.float_array(b, "bias")
+        V.same_shape(b, "bias", (W.shape[0],))
+        V.same_dtype(b, "bias", X.dtype)
+        Y += b  # Y is a fresh array, so adding in place touches nothing of the caller's
+    return Y
+
+
+def linear_backward(dY, X, W, *, need_dX=True, need_db=True):
+    """Gradients of ``Y = X W^T + b``.
+
+    dX = dY W,   dW = dY^T X (summed over every leading dim),   db = sum of dY over leading dims.
+
+    Args:
+        dY: upstream gradient, shape (*, out_features).
+        X: the forward input, shape (*, in_features).
+        W: the weight, shape (out_features, in_features).
+        need_dX: compute dX; the first layer of a network does not need it.
+        need_db: compute db (False for a layer without bias).
+
+    Returns:
+        ``(dX, dW, db)``; ``dX`` is None when not needed, ``db`` None when not needed.
+    """
+    dY2 = dY.reshape(-1, dY.shape[-1])
+    X2 = X.reshape(-1, X.shape[-1])
+    dW = dY2.T @ X2
+    db = dY2.sum(axis=0) if need_db else None
+    dX = dY @ W if need_dX else None
+    return dX, dW, db
+
+
+# ----------------------------------------------------------------------- activations
+
+def relu(X):
+    """``max(X, 0)`` elementwise."""
+    return np.maximum(X, 0, dtype=X.dtype)
+
+
+def relu_backward(dY, X):
+    """dX = dY where X > 0, else 0. The gradient at exactly 0 is 0, as in torch."""
+    return np.where(X > 0, dY, np.zeros((), dY.dtype))
+
+
+def leaky_relu(X, negative_slope=0.01):
+    """``X`` where X > 0, else ``negative_slope * X``."""
+    return np.where(X > 0, X, X * X.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dY, X, negative_slope=0.01):
+    """dX = dY where X > 0, else negative_slope * dY (the slope is used at exactly 0, as in torch)."""
+    return np.where(X > 0, dY, dY * dY.dtype.type(negative_slope))
+
+
+def sigmoid(X):
+    """``1 / (1 + exp(-X))``, computed without overflow for any finite X.
+
+    For X >= 0 it evaluates 1 / (1 + e^-X); for X < 0 the equal form e^X / (1 + e^X),
+    so the exponential never exceeds 1 and tiny outputs keep their relative precision.
+    """
+    E = np.exp(-np.abs(X))
+    return np.where(X >= 0, 1 / (1 + E), E / (1 + E)).astype(X.dtype, copy=False)
+
+
+def sigmoid_backward(dY, Y):
+    """dX = dY * Y * (1 - Y), from the forward *output* Y."""
+    return dY * Y * (1 - Y)
+
+
+def tanh(X):
+    """Hyperbolic tangent."""
+    return np.tanh(X)
+
+
+def tanh_backward(dY, Y):
+    """dX = dY * (1 - Y^2), from the forward *output* Y."""
+    return dY * (1 - Y * Y)
+
+
+# ------------------------------------------------------------ softmax and log-softmax
+
+def softmax(X, axis=-1):
+    """Softmax along ``axis``: ``exp(X - max) / sum(exp(X - max))``.
+
+    Subtracting the maximum first leaves the result unchanged (softmax is
+    shift-invariant) and keeps every exponent <= 0, so nothing overflows.
+    """
+    X = V.float_array(X, "input")
+    axis = _axis(axis, X.ndim)
+    E = X - X.max(axis=axis, keepdims=True)
+    np.exp(E, out=E)
+    E /= E.sum(axis=axis, keepdims=True)
+    return E
+
+
+def softmax_backward(dY, Y, axis=-1):
+    """dX = Y * (dY - sum(dY * Y, axis)): the Jacobian-vector product, never the Jacobian."""
+    dX = dY * Y
+    s = dX.sum(axis=axis, keepdims=True)
+    dX -= Y * s
+    return dX
+
+
+def log_softmax(X, axis=-1):
+    """``X - max - log(sum(exp(X - max)))`` along ``axis`` (the log-sum-exp trick)."""
+    X = V.float_array(X, "input")
+    axis = _axis(axis, X.ndim)
+    Z = X - X.max(axis=axis, keepdims=True)
+    Z -= np.log(np.exp(Z).sum(axis=axis, keepdims=True))
+    return Z
+
+
+def log_softmax_backward(dY, Y, axis=-1):
+    """dX = dY - exp(Y) * sum(dY, axis), from the forward *output* Y (the log-probabilities)."""
+    return dY - np.exp(Y) * dY.sum(axis=axis, keepdims=True)
+
+
+def _axis(axis, ndim):
+    axis = V.integer(axis, "axis")
+    if ndim == 0:
+        raise ValueError("input must have at least 1 dimension for softmax, got a 0-d array")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-d input, got {axis}")
+    return axis
+
+
+# --------------------------------------------------------------------------- Dropout
+
+def dropout_mask(shape, p, rng, dtype=np.float32):
+    """A keep-mask for inverted dropout: each entry is ``1 / (1 - p)`` with probability
+    ``1 - p`` and 0 otherwise (all zeros when p == 1, as in torch).
+    """
+    dtype = np.dtype(dtype)
+    if p == 1:
+        return np.zeros(shape, dtype)
+    keep = rng.random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def dropout(X, mask):
+    """Y = X * mask, with ``mask`` from :func:`dropout_mask` (already scaled by 1 / (1 - p))."""
+    return X * mask
+
+
+def dropout_backward(dY, mask):
+    """dX = dY * mask: dropped units pass no gradient, kept ones are scaled as in forward."""
+    return dY * mask
+
+
+# --------------------------------------------------------------------------- losses
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
+
+    Takes raw logits (never probabilities). With class-index targets,
+
+        loss_i = -(1 - eps) w[t_i] log p[i, t_i] - (eps / C) sum_c w[c] log p[i, c],
+
+    with p = softmax(logits) over axis 1 computed as log_softmax (log-sum-exp), so
+    logits of any finite size give a finite loss. ``reduction="mean"`` divides by
+    the summed weight of the non-ignored targets (nan when every target is
+    ignored, as torch); with probability targets it divides by the number of
+    samples.
+
+    Args:
+        logits: (N, C), (N, C, d1, ...) or unbatched (C,); float32 or float64.
+        target: class indices of an integer dtype, shape (N,), (N, d1, ...) or ();
+            or class probabilities shaped and typed like ``logits``.
+        weight: optional per-class weight, shape (C,), the dtype of ``logits``.
+        ignore_index: a class-index target equal to it adds nothing to the loss.
+        reduction: "mean", "sum" or "none".
+        label_smoothing: eps in [0, 1]: mixes the target with the uniform distribution.
+
+    Returns:
+        A 0-d array for "mean"/"sum"; shape (N, d1, ...) for "none".
+    """
+    ce = _CrossEntropy(logits, target, weight, ignore_index, reduction, label_smoothing)
+    return ce.loss(log_softmax(logits, axis=ce.class_axis))
+
+
+def cross_entropy_backward(dloss, logits, target, *, weight=None, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0, log_probs=None):
+    """Gradient of :func:`cross_entropy` with respect to the logits, in the fused form.
+
+    With T the (smoothed, weighted) target distribution of each sample and
+    S = sum_c T[c], the gradient of one sample's loss is ``p * S - T``: for
+    plain class indices that is ``softmax - onehot``, divided by N under "mean".
+    No softmax Jacobian is ever formed.
+
+    Args:
+        dloss: upstream gradient shaped like the loss (None means 1).
+        logits, target, weight, ignore_index, reduction, label_smoothing: as in forward.
+        log_probs: ``log_softmax(logits, axis=1)`` if the caller kept it from
+            forward; computed again when None.
+
+    Returns:
+        dlogits, shaped and typed like ``logits``.
+    """
+    ce = _CrossEntropy(logits, target, weight, ignore_index, reduction, label_smoothing)
+    if log_probs is None:
+        log_probs = log_softmax(logits, axis=ce.class_axis)
+    return ce.backward(dloss, log_probs)
+
+
+def nll_loss(log_probs, target, *, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class-index targets, as ``torch.nn.functional.nll_loss``.
+
+    loss_i = -w[t_i] * log_probs[i, t_i]; "mean" divides by sum_i w[t_i] over the
+    non-ignored targets.
+
+    Args:
+        log_probs: (N, C), (N, C, d1, ...) or (C,), usually from :func:`log_softmax`.
+        target: integer class indices, shape (N,), (N, d1, ...) or ().
+    """
+    nll = _CrossEntropy(log_probs, target, weight, ignore_index, reduction, 0.0, allow_probs=False)
+    return nll.loss(log_probs)
+
+
+def nll_loss_backward(dloss, log_probs, target, *, weight=None, ignore_index=-100, reduction="mean"):
+    """d loss / d log_probs: ``-w[t_i] * scale_i`` at each sample's target class, 0 elsewhere."""
+    nll = _CrossEntropy(log_probs, target, weight, ignore_index, reduction, 0.0, allow_probs=False)
+    return nll.target_grad(dloss, log_probs)
+
+
+class _CrossEntropy:
+    """Validated arguments of a cross-entropy or NLL call, in a (M, C) layout.
+
+    Internally every input is viewed as M rows of C classes (classes moved to the
+    last axis), so one implementation serves (C,), (N, C) and (N, C, d1, ...).
+    """
+
+    def __init__(self, logits, target, weight, ignore_index, reduction, label_smoothing, allow_probs=True):
+        logits = V.float_array(logits, "input", min_ndim=1)
+        self.dtype = logits.dtype
+        self.shape = logits.shape
+        self.class_axis = 0 if logits.ndim == 1 else 1
+        self.C = logits.shape[self.class_axis]
+        if self.C == 0:
+            raise ValueError(f"input must have at least one class on axis {self.class_axis}, got shape {logits.shape}")
+        self.reduction = V.choice(reduction, "reduction", _REDUCTIONS)
+        self.eps = V.real_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+        self.ignore_index = V.integer(ignore_index, "ignore_index")
+        if weight is not None:
+            V.float_array(weight, "weight")
+            V.same_shape(weight, "weight", (self.C,))
+            V.same_dtype(weight, "weight", self.dtype)
+        self.weight = weight
+        if not isinstance(target, np.ndarray):
+            raise TypeError(f"target must be a numpy.ndarray of class indices or probabilities, got {V.describe(target)}")
+        batch_shape = logits.shape[:self.class_axis] + logits.shape[self.class_axis + 1:]
+        if target.dtype.kind in "iu":
+            if target.shape != batch_shape:
+                raise ValueError(
+                    f"target of class indices must have shape {batch_shape} for input of shape {logits.shape}, "
+                    f"got {target.shape}"
+                )
+            self.probs_target = False
+            t = target.reshape(-1).astype(np.int64, copy=False)
+            self.keep = t != self.ignore_index
+            bad = self.keep & ((t < 0) | (t >= self.C))
+            if bad.any():
+                raise ValueError(
+                    f"target holds class index {t[bad][0]} outside [0, {self.C}) that is not "
+                    f"ignore_index ({self.ignore_index})"
+                )
+            self.t = np.where(self.keep, t, 0)
+        elif target.dtype.kind == "f" and allow_probs:
+            if target.shape != logits.shape:
+                raise ValueError(
+                    f"target of class probabilities must have the input's shape {logits.shape}, got {target.shape}"
+                )
+            V.same_dtype(target, "target", self.dtype)
+            self.probs_target = True
+            self.P = self._rows(target)
+        else:
+            expected = "an integer dtype (class indices)" + (" or the input's float dtype (probabilities)" if allow_probs else "")
+            raise TypeError(f"target must have {expected}, got {target.dtype}")
+        self.batch_shape = batch_shape
+
+    def _rows(self, A):
+        """View an input-shaped array as (M, C) rows of classes."""
+        if A.ndim <= 2:
+            return A.reshape(-1, self.C)
+        return np.moveaxis(A, 1, -1).reshape(-1, self.C)
+
+    def _unrows(self, R):
+        """Inverse of :meth:`_rows` for an (M, C) array."""
+        if len(self.shape) <= 2:
+            return R.reshape(self.shape)
+        moved = self.shape[:1] + self.shape[2:] + self.shape[1:2]
+        return np.ascontiguousarray(np.moveaxis(R.reshape(moved), -1, 1))
+
+    def _target_dist(self):
+        """T (M, C): the distribution each row's loss pulls toward, weights included,
+        and the denominator of the "mean" reduction."""
+        w = self.weight
+        M = self.keep.shape[0] if not self.probs_target else self.P.shape[0]
+        if self.probs_target:
+            T = self.P if self.eps == 0 else self.P * self.dtype.type(1 - self.eps) + self.dtype.type(self.eps / self.C)
+            if w is not None:
+                T = T * w
+            return T, self.dtype.type(M)
+        T = np.zeros((M, self.C), self.dtype)
+        rows = np.arange(M)
+        wt = np.ones(M, self.dtype) if w is None else w[self.t]
+        wt = np.where(self.keep, wt, 0).astype(self.dtype, copy=False)
+        T[rows, self.t] = wt * self.dtype.type(1 - self.eps)
+        if self.eps:
+            smooth = (np.ones(self.C, self.dtype) if w is None else w) * self.dtype.type(self.eps / self.C)
+            T += np.where(self.keep[:, None], smooth, 0).astype(self.dtype, copy=False)
+        return T, wt.sum(dtype=self.dtype)
+
+    def loss(self, log_probs):
+        L = self._rows(log_probs)
+        if not self.probs_target and self.eps == 0:
+            # The common case: gather one log-probability per row, no (M, C) temporary.
+            M = L.shape[0]
+            wt = np.ones(M, self.dtype) if self.weight is None else self.weight[self.t]
+            wt = np.where(self.keep, wt, 0).astype(self.dtype, copy=False)
+            per_row = -L[np.arange(M), self.t] * wt
+            denom = wt.sum(dtype=self.dtype)
+        else:
+            T, denom = self._target_dist()
+            per_row = -(L * T).sum(axis=1)
+            if not self.probs_target:
+                per_row = np.where(self.keep, per_row, 0).astype(self.dtype, copy=False)
+        return self._reduce(per_row, denom)
+
+    def _reduce(self, per_row, denom):
+        if self.reduction == "none":
+            return per_row.reshape(self.batch_shape)
+        total = per_row.sum(dtype=self.dtype)
+        if self.reduction == "sum":
+            return np.asarray(total, self.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(total / denom, self.dtype)  # 0 / 0 = nan when everything is ignored, as torch
+
+    def _scale(self, dloss, denom):
+        """Per-row factor d(reduced loss)/d(row loss) times the upstream gradient, shape (M, 1)."""
+        if dloss is None:
+            dloss = np.ones(self.batch_shape if self.reduction == "none" else (), self.dtype)
+        dloss = V.float_array(dloss, "dloss")
+        expected = self.batch_shape if self.reduction == "none" else ()
+        V.same_shape(dloss, "dloss", expected)
+        V.same_dtype(dloss, "dloss", self.dtype)
+        if self.reduction == "none":
+            return dloss.reshape(-1, 1)
+        if self.reduction == "sum":
+            return dloss
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (dloss / denom).astype(self.dtype, copy=False)
+
+    def backward(self, dloss, log_probs):
+        """Fused gradient with respect to the logits: scale * (p * S - T)."""
+        L = self._rows(log_probs)
+        if not self.probs_target and self.eps == 0 and self.weight is None:
+            # softmax - onehot, written into the softmax's own buffer.
+            M = L.shape[0]
+            scale = self._scale(dloss, self.dtype.type(self.keep.sum()))
+            G = np.exp(L)
+            rows = np.arange(M)
+            G[rows, self.t] -= 1
+            if not self.keep.all():
+                G[~self.keep] = 0
+            G *= scale
+        else:
+            T, denom = self._target_dist()
+            scale = self._scale(dloss, denom)
+            G = np.exp(L)
+            G *= T.sum(axis=1, keepdims=True)
+            G -= T
+            G *= scale
+        return self._unrows(G.astype(self.dtype, copy=False))
+
+    def target_grad(self, dloss, log_probs):
+        """NLL gradient with respect to the log-probabilities: -scale * T."""
+        T, denom = self._target_dist()
+        scale = self._scale(dloss, denom)
+        G = -T * scale
+        return self._unrows(G.astype(self.dtype, copy=False))
+
+
+def mse_loss(X, target, *, reduction="mean"):
+    """Mean squared error ``(X - target)^2``, reduced as ``torch.nn.functional.mse_loss``.
+
+    Shape: X and target of the same shape and float dtype.
+    """
+    _check_mse(X, target, reduction)
+    D = X - target
+    D *= D
+    if reduction == "none":
+        return D
+    total = D.sum(dtype=X.dtype)
+    if reduction == "sum":
+        return np.asarray(total, X.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / X.dtype.type(X.size), X.dtype)
+
+
+def mse_loss_backward(dloss, X, target, *, reduction="mean"):
+    """dX = 2 (X - target) * dloss, divided by the element count under "mean"."""
+    _check_mse(X, target, reduction)
+    if dloss is None:
+        dloss = np.ones(X.shape if reduction == "none" else (), X.dtype)
+    dloss = V.float_array(dloss, "dloss")
+    V.same_shape(dloss, "dloss", X.shape if reduction == "none" else ())
+    V.same_dtype(dloss, "dloss", X.dtype)
+    dX = X - target
+    dX *= 2 * dloss if reduction != "mean" else (2 * dloss / X.dtype.type(max(X.size, 1))).astype(X.dtype)
+    return dX
+
+
+def _check_mse(X, target, reduction):
+    V.float_array(X, "input")
+    V.float_array(target, "target")
+    V.same_shape(target, "target", X.shape)
+    V.same_dtype(target, "target", X.dtype)
+    V.choice(reduction, "reduction", _REDUCTIONS)

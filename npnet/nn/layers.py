@@ -1,0 +1,485 @@
+"""Layers: each ``forward`` returns the output and a ``backward`` closure.
+
+The contract every module keeps::
+
+    Y, backward = module.forward(X, train=True)   # training call
+    dX, grads = backward(dY)                      # grads: {param name: gradient}
+    Y = module(X)                                 # inference: no closure, dropout off
+
+A module holds its parameters (``module.params``, torch's ``state_dict`` names and
+shapes) and nothing else: what a backward needs lives in its closure, so two
+forwards in flight never disturb each other and calling a backward twice returns
+the same answer. Nothing modifies its inputs.
+"""
+import copy
+import math
+
+import numpy as np
+
+from .. import _validate as V
+from . import functional as F
+from . import init
+
+__all__ = [
+    "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+    "Flatten", "Dropout", "Sequential",
+]
+
+
+class Module:
+    """Base class: parameters in ``self.params``, a ``forward`` that returns a closure.
+
+    Subclasses implement ``forward(X, train=True) -> (Y, backward)`` and
+    ``__call__(X)`` for inference. ``backward(dY, *, need_dx=True)`` returns
+    ``(dX, grads)``; with ``need_dx=False`` it may skip dX and return None in
+    its place (the first layer of a network has no use for it).
+    """
+
+    def __init__(self):
+        self.params = {}
+
+    def forward(self, X, train=True):  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def __call__(self, X):
+        Y, _ = self.forward(X, train=False)
+        return Y
+
+    # -- parameters, as torch's state_dict ---------------------------------------
+    def state_dict(self):
+        """A copy of every parameter, keyed as torch's ``state_dict``."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Copy values into the existing parameter arrays (in place, so optimizers
+        holding them see the change). Keys, shapes and dtypes must match exactly;
+        nothing is written unless everything matches."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict of name -> ndarray, got {V.describe(state_dict)}")
+        params = self.params
+        missing = sorted(set(params) - set(state_dict))
+        extra = sorted(set(state_dict) - set(params))
+        if missing or extra:
+            raise ValueError(f"state_dict keys do not match {type(self).__name__}: missing {missing}, unexpected {extra}")
+        for k, p in params.items():
+            v = state_dict[k]
+            if not isinstance(v, np.ndarray):
+                raise TypeError(f"state_dict[{k!r}] must be a numpy.ndarray, got {V.describe(v)}")
+            if v.shape != p.shape:
+                raise ValueError(f"state_dict[{k!r}] must have shape {p.shape}, got {v.shape}")
+            if v.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{k!r}] must hold real numbers, got dtype {v.dtype}")
+        for k, p in params.items():
+            p[...] = state_dict[k]
+        return self
+
+    def to(self, dtype):
+        """Cast every parameter to ``dtype`` (np.float32 or np.float64); returns self.
+
+        New arrays replace the old ones, so build optimizers after calling it.
+        """
+        dtype = V.float_dtype(dtype)
+        for name in self.params:
+            self.params[name] = self.params[name].astype(dtype)
+        return self
+
+    @property
+    def dtype(self):
+        """The dtype of the parameters (None for a module without any)."""
+        for v in self.params.values():
+            return v.dtype
+        return None
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _check_dy(dY, Y, name):
+    """The upstream gradient must be shaped and typed like the output it belongs to."""
+    if not isinstance(dY, np.ndarray):
+        raise TypeError(f"{name} backward: dy must be a numpy.ndarray shaped like the output {Y.shape}, got {V.describe(dY)}")
+    if dY.shape != Y.shape:
+        raise ValueError(f"{name} backward: dy must have the output's shape {Y.shape}, got {dY.shape}")
+    if dY.dtype != Y.dtype:
+        raise TypeError(f"{name} backward: dy must have the output's dtype {Y.dtype}, got {dY.dtype}")
+    return dY
+
+
+# ------------------------------------------------------------------------------ Linear
+
+class Linear(Module):
+    """Affine layer ``y = x W^T + b``, as ``torch.nn.Linear``.
+
+    ``weight`` has shape (out_features, in_features) and ``bias`` (out_features,),
+    so a torch ``state_dict`` loads with no renaming or transposing. Initialized as
+    torch initializes it: W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with
+    a = sqrt(5)) and b ~ U(-1/sqrt(in), 1/sqrt(in)).
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive bias.
+        rng: numpy Generator for the initial values (default: a fresh one).
+        dtype: np.float32 (default) or np.float64.
+
+    Shape:
+        input (*, in_features) -> output (*, out_features).
+
+    Example::
+
+        >>> layer = Linear(784, 10, rng=np.random.default_rng(0))
+        >>> y, backward = layer.forward(np.ones((2, 784), np.float32))
+        >>> dx, grads = backward(np.ones_like(y))
+        >>> sorted(grads), grads["weight"].shape
+        (['bias', 'weight'], (10, 784))
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features = V.integer(in_features, "in_features", low=0)
+        self.out_features = V.integer(out_features, "out_features", low=0)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be True or False, got {V.describe(bias)}")
+        dtype = V.float_dtype(dtype)
+        self.params["weight"] = np.empty((self.out_features, self.in_features), dtype)
+        if bias:
+            self.params["bias"] = np.empty((self.out_features,), dtype)
+        self.reset_parameters(rng=rng)
+
+    def reset_parameters(self, rng=None):
+        """Draw fresh initial values exactly as ``torch.nn.Linear.reset_parameters``."""
+        rng = V.generator(rng)
+        init.kaiming_uniform_(self.params["weight"], a=math.sqrt(5), rng=rng)
+        if "bias" in self.params:
+            fan_in, _ = init.calculate_fan_in_and_fan_out(self.params["weight"])
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.params["bias"], -bound, bound, rng=rng)
+        return self
+
+    def _check(self, X):
+        W = self.params["weight"]
+        V.float_array(X, "input")
+        if X.ndim == 0 or X.shape[-1] != self.in_features:
+            hint = "; add nn.Flatten() first?" if X.ndim > 2 and math.prod(X.shape[1:]) == self.in_features else ""
+            raise ValueError(
+                f"{self!r} expected input (..., {self.in_features}), got {X.shape}{hint}"
+            )
+        if X.dtype != W.dtype:
+            raise TypeError(
+                f"{self!r} holds {W.dtype} parameters but got {X.dtype} input; "
+                f"cast the input (x.astype(np.{W.dtype})) or the layer (layer.to(np.{X.dtype}))"
+            )
+
+    def forward(self, X, train=True):
+        self._check(X)
+        W, b = self.params["weight"], self.params.get("bias")
+        Y = F.linear(X, W, b)
+
+        def backward(dY, *, need_dx=True):
+            _check_dy(dY, Y, "Linear")
+            dX, dW, db = F.linear_backward(dY, X, W, need_dX=need_dx, need_db=b is not None)
+            grads = {"weight": dW}            # dW = dY^T X
+            if b is not None:
+                grads["bias"] = db            # db = sum of dY over the batch
+            return dX, grads                  # dX = dY W
+
+        return Y, backward
+
+    def __call__(self, X):
+        self._check(X)
+        return F.linear(X, self.params["weight"], self.params.get("bias"))
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={'bias' in self.params}"
+
+
+# -------------------------------------------------------------------------- activations
+
+class _Elementwise(Module):
+    """An activation with no parameters: ``Y = f(X)``, backward from X or Y."""
+
+    def _check(self, X):
+        V.float_array(X, "input")
+
+
+class ReLU(_Elementwise):
+    """``max(x, 0)`` elementwise; its gradient at exactly 0 is 0, as torch's."""
+
+    def forward(self, X, train=True):
+        self._check(X)
+        Y = F.relu(X)
+
+        def backward(dY, *, need_dx=True):
+            return F.relu_backward(_check_dy(dY, Y, "ReLU"), X), {}   # dX = dY * [X > 0]
+
+        return Y, backward
+
+    def __call__(self, X):
+        self._check(X)
+        return F.relu(X)
+
+
+class LeakyReLU(_Elementwise):
+    """``x`` where x > 0, else ``negative_slope * x``, as ``torch.nn.LeakyReLU``."""
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = V.real_number(negative_slope, "negative_slope")
+
+    def forward(self, X, train=True):
+        self._check(X)
+        Y = F.leaky_relu(X, self.negative_slope)
+
+        def backward(dY, *, need_dx=True):
+            _check_dy(dY, Y, "LeakyReLU")
+            return F.leaky_relu_backward(dY, X, self.negative_slope), {}  # dX = dY * (1 or slope)
+
+        return Y, backward
+
+    def __call__(self, X):
+        self._check(X)
+        return F.leaky_relu(X, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(_Elementwise):
+    """``1 / (1 + exp(-x))``, stable for any finite x."""
+
+    def forward(self, X, train=True):
+        self._check(X)
+        Y = F.sigmoid(X)
+
+        def backward(dY, *, need_dx=True):
+            return F.sigmoid_backward(_check_dy(dY, Y, "Sigmoid"), Y), {}   # dX = dY * Y (1 - Y)
+
+        return Y, backward
+
+    def __call__(self, X):
+        self._check(X)
+        return F.sigmoid(X)
+
+
+class Tanh(_Elementwise):
+    """Hyperbolic tangent."""
+
+    def forward(self, X, train=True):
+        self._check(X)
+        Y = F.tanh(X)
+
+        def backward(dY, *, need_dx=True):
+            return F.tanh_backward(_check_dy(dY, Y, "Tanh"), Y), {}   # dX = dY * (1 - Y^2)
+
+        return Y, backward
+
+    def __call__(self, X):
+        self._check(X)
+        return F.tanh(X)
+
+
+class Softmax(_Elementwise):
+    """Softmax along ``axis`` (torch's ``dim``), computed with the max shift."""
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = V.integer(axis, "axis")
+
+    def forward(self, X, train=True):
+        Y = F.softmax(X, self.axis)
+
+        def backward(dY, *, need_dx=True):
+            _check_dy(dY, Y, "Softmax")
+            return F.softmax_backward(dY, Y, self.axis), {}   # dX = Y (dY - sum(dY Y))
+
+        return Y, backward
+
+    def __call__(self, X):
+        return F.softmax(X, self.axis)
+
+    def extra_repr(self):
+        return f"axis={self.axis}"
+
+
+class LogSoftmax(_Elementwise):
+    """log(softmax(x)) along ``axis``, computed as x - logsumexp(x)."""
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = V.integer(axis, "axis")
+
+    def forward(self, X, train=True):
+        Y = F.log_softmax(X, self.axis)
+
+        def backward(dY, *, need_dx=True):
+            _check_dy(dY, Y, "LogSoftmax")
+            return F.log_softmax_backward(dY, Y, self.axis), {}   # dX = dY - exp(Y) sum(dY)
+
+        return Y, backward
+
+    def __call__(self, X):
+        return F.log_softmax(X, self.axis)
+
+    def extra_repr(self):
+        return f"axis={self.axis}"
+
+
+# ------------------------------------------------------------------ Flatten and Dropout
+
+class Flatten(Module):
+    """Merge axes ``start_axis`` through ``end_axis`` into one, as ``torch.nn.Flatten``
+    (torch calls them start_dim and end_dim). Returns a view where NumPy can."""
+
+    def __init__(self, start_axis=1, end_axis=-1):
+        super().__init__()
+        self.start_axis = V.integer(start_axis, "start_axis")
+        self.end_axis = V.integer(end_axis, "end_axis")
+
+    def _shape(self, X):
+        if not isinstance(X, np.ndarray):
+            raise TypeError(f"input must be a numpy.ndarray, got {V.describe(X)}")
+        nd = max(X.ndim, 1)
+        s, e = self.start_axis, self.end_axis
+        if not (-nd <= s < nd and -nd <= e < nd):
+            raise ValueError(f"Flatten(start_axis={s}, end_axis={e}) does not fit an input of shape {X.shape}")
+        s, e = s % nd, e % nd
+        if s > e:
+            raise ValueError(f"Flatten: start_axis ({self.start_axis}) must not come after end_axis ({self.end_axis})")
+        if X.ndim == 0:
+            return (1,)
+        return X.shape[:s] + (math.prod(X.shape[s:e + 1]),) + X.shape[e + 1:]
+
+    def forward(self, X, train=True):
+        Y = X.reshape(self._shape(X))
+        shape = X.shape
+
+        def backward(dY, *, need_dx=True):
+            return _check_dy(dY, Y, "Flatten").reshape(shape), {}
+
+        return Y, backward
+
+    def __call__(self, X):
+        return X.reshape(self._shape(X))
+
+    def extra_repr(self):
+        return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and
+    scale the rest by 1 / (1 - p); at inference (``train=False`` or ``module(x)``)
+    the identity.
+
+    Args:
+        p: probability of dropping an element, in [0, 1].
+        rng: numpy Generator that draws the masks (default: a fresh one).
+    """
+
+    def __init__(self, p=0.5, *, rng=None):
+        super().__init__()
+        self.p = V.real_number(p, "p", low=0.0, high=1.0)
+        self.rng = V.generator(rng)
+
+    def forward(self, X, train=True):
+        V.float_array(X, "input")
+        if not train or self.p == 0:
+            def identity_backward(dY, *, need_dx=True):
+                return _check_dy(dY, X, "Dropout"), {}
+            return X, identity_backward
+        mask = F.dropout_mask(X.shape, self.p, self.rng, X.dtype)
+        Y = F.dropout(X, mask)
+
+        def backward(dY, *, need_dx=True):
+            return F.dropout_backward(_check_dy(dY, Y, "Dropout"), mask), {}   # dX = dY * mask
+
+        backward.mask = mask  # exposed so a reference can replay the same mask
+        return Y, backward
+
+    def __call__(self, X):
+        V.float_array(X, "input")
+        return X
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+# --------------------------------------------------------------------------- Sequential
+
+class Sequential(Module):
+    """A chain of modules; forward runs them in order, backward in reverse.
+
+    ``params`` is keyed as torch's ``nn.Sequential`` state_dict (``"0.weight"``,
+    ``"2.bias"``) and holds the very arrays of the children, so an optimizer that
+    updates it in place updates the children. Assigning a new array to a key
+    does not reach the child: use :meth:`load_state_dict`.
+
+    Example::
+
+        >>> net = Sequential(Flatten(), Linear(784, 256), ReLU(), Linear(256, 10))
+        >>> sorted(net.params)
+        ['1.bias', '1.weight', '3.bias', '3.weight']
+    """
+
+    def __init__(self, *modules):
+        # No super().__init__(): ``params`` is derived from the children, never stored.
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential argument {i} must be an npnet Module, got {V.describe(m)}")
+        self.modules = list(modules)
+
+    @property
+    def params(self):
+        return {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.params.items()}
+
+    def to(self, dtype):
+        for m in self.modules:
+            m.to(dtype)
+        return self
+
+    def forward(self, X, train=True):
+        backwards = []
+        for m in self.modules:
+            X, bw = m.forward(X, train=train)
+            backwards.append(bw)
+        Y = X
+
+        def backward(dY, *, need_dx=True):
+            _check_dy(dY, Y, "Sequential")
+            grads = {}
+            for i in range(len(backwards) - 1, -1, -1):
+                # Below the first module that has parameters nothing needs dX.
+                needed = need_dx or any(self.modules[j].params for j in range(i))
+                dY, g = backwards[i](dY, need_dx=needed)
+                for k, v in g.items():
+                    grads[f"{i}.{k}"] = v
+                if dY is None:
+                    break
+            return dY, grads
+
+        return Y, backward
+
+    def __call__(self, X):
+        for m in self.modules:
+            X = m(X)
+        return X
+
+    def __getitem__(self, i):
+        return self.modules[i]
+
+    def __len__(self):
+        return len(self.modules)
+
+    def __iter__(self):
+        return iter(self.modules)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {m!r}" for i, m in enumerate(self.modules))
+        return f"Sequential({inner}\n)"
+
+
+def clone(module):
+    """A deep copy of a module: parameters, random generators and all."""
+    return copy.deepcopy(module)
