@@ -1,4 +1,4 @@
-"""Shared test set-up: hypothesis profiles and the real-data fixture.
+"""Shared test set-up: hypothesis profiles.
 
 Profiles: "ci" (bounded, used by .ci/run and whenever CI is set), "dev" (the
 default, a little more), "thorough" (for a long local run:
