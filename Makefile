@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 OUT    ?= runs/default
-ARGS   ?=
+# A second `make train` starts the run afresh; ARGS=--resume continues the last one instead.
+ARGS   ?= --overwrite
 
 .PHONY: test train data bench reference clean help
 
 help:
-	@echo "make train   - venv, install, Fashion-MNIST, then npnet train (ARGS='--epochs 5 ...', OUT=runs/x)"
+	@echo "make train   - venv, install, Fashion-MNIST, then npnet train (OUT=runs/x, ARGS='--overwrite --epochs 5', ARGS=--resume)"
 	@echo "make test    - venv, install with test extras, run the whole suite"
 	@echo "make bench   - benchmarks against PyTorch; writes benchmarks/results/latest.{json,md,png}"
 	@echo "make reference - the table of every npnet gradient against torch"

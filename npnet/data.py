@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_MIRRORS",
     "read_idx",
     "load_fashion_mnist",
+    "find_fashion_mnist",
     "download_fashion_mnist",
     "fashion_mnist_cache_dir",
     "get_fashion_mnist_labels",
@@ -415,6 +416,18 @@ def _files_in(directory):
                 found[base] = path
                 break
     return found
+
+
+def find_fashion_mnist(root=None):
+    """Where :func:`load_fashion_mnist` would read the four files from, without reading them.
+
+    Returns:
+        ``{base name: path}`` for the first complete source in the search order,
+        or None when no source holds all four files (a download would follow).
+    """
+    if root is not None:
+        root = _path_arg(root, "root")
+    return _find_source(root)[0]
 
 
 def _find_source(root):

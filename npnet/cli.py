@@ -1,0 +1,518 @@
+"""The ``npnet`` command (also ``python -m npnet``): the only module that reads argv or prints.
+
+Subcommands:
+
+- ``npnet train``: the course's softmax regression on Fashion-MNIST by default
+  (Flatten + Linear(784, 10), W ~ N(0, 0.01), b = 0, SGD lr 0.1, batch 256,
+  10 epochs), or the MLP; writes metrics.csv, curves.png, predictions.png,
+  config.json and checkpoint.npz into ``--out``.
+- ``npnet data``: find (or download) Fashion-MNIST; exit 0 and say where, or
+  exit 1 with every way to provide it.
+- ``npnet study NAME``: added by ``npnet.studies.cli.add_parser(subparsers)``
+  when that module exists. The hook's contract: ``add_parser`` adds its parser
+  to the argparse subparsers object and sets ``func``, which takes the parsed
+  namespace and returns the exit status.
+
+Exit status: 0 success, 1 a failed run (one line on stderr; diverged, corrupt
+checkpoint...), 2 a usage error (unknown flag, bad value, missing data; one
+line on stderr), 130 interrupted (Ctrl-C). ``--debug`` adds the traceback.
+"""
+import argparse
+import csv
+import importlib
+import importlib.util
+import io
+import json
+import math
+import os
+import shlex
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# The run's settings and their defaults. A flag left out is None after parsing,
+# so --resume can tell "not given" from "given with the default value".
+DEFAULTS = {
+    "model": "softmax", "hidden": 256, "dropout": 0.0, "init": "normal",
+    "optimizer": "sgd", "lr": None, "momentum": 0.0, "weight_decay": 0.0,
+    "batch_size": 256, "epochs": 10, "seed": 0, "dtype": "float32",
+}
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
+# Settings a resumed run takes from its checkpoint and may not change.
+FIXED_ON_RESUME = ("model", "hidden", "dropout", "init", "optimizer", "lr", "momentum", "weight_decay",
+                   "batch_size", "seed", "dtype")
+CHECKPOINT, METRICS, CONFIG, CURVES, PREDICTIONS = (
+    "checkpoint.npz", "metrics.csv", "config.json", "curves.png", "predictions.png")
+NUM_PREDICTIONS = 24
+
+
+class UsageError(Exception):
+    """A bad command line or missing input: exit status 2, one line."""
+
+
+class RunFailed(Exception):
+    """The run started but failed: exit status 1, one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and an exception, not usage text and sys.exit."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+# --------------------------------------------------------------------------- argument types
+
+def _integer(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _real(low, high=None, *, low_open=False, high_open=False):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        bad = (not math.isfinite(value) or (value <= low if low_open else value < low)
+               or (high is not None and (value >= high if high_open else value > high)))
+        if bad:
+            left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
+            interval = f"{left}{low}, {'inf' if high is None else high}{right}"
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text}")
+        return value
+    return parse
+
+
+# --------------------------------------------------------------------------- the parser
+
+def build_parser():
+    """The ``npnet`` argument parser with its subcommands."""
+    parser = _Parser(prog="npnet", description="npnet: deep learning in pure NumPy, with hand-written backward passes.")
+    parser.add_argument("--version", action="version", version=f"npnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_train(sub)
+    _add_data(sub)
+    _add_studies(sub)
+    return parser
+
+
+def _add_train(sub):
+    p = sub.add_parser(
+        "train", help="train on Fashion-MNIST (default: the course's softmax regression)",
+        description="Train on Fashion-MNIST. Defaults to the course's softmax regression: Flatten + Linear(784, 10), "
+                    "W ~ N(0, 0.01), b = 0, SGD lr 0.1, batch 256, 10 epochs. Writes metrics.csv, curves.png, "
+                    "predictions.png, config.json and checkpoint.npz (after every epoch) into --out.")
+    a = p.add_argument
+    a("--model", choices=("softmax", "mlp"), help="softmax regression or the 784-HIDDEN-10 ReLU MLP (default: softmax)")
+    a("--hidden", type=_integer(1), metavar="N", help="hidden units of the mlp (default: 256)")
+    a("--epochs", type=_integer(1), metavar="N",
+      help="train until this epoch (default: 10; with --resume, a new total)")
+    a("--lr", type=_real(0.0, low_open=True), metavar="LR", help="learning rate (default: 0.1 for sgd, 0.001 for adam)")
+    a("--batch-size", type=_integer(1), metavar="N", help="mini-batch size (default: 256)")
+    a("--optimizer", choices=("sgd", "adam"), help="the optimizer (default: sgd)")
+    a("--momentum", type=_real(0.0), metavar="M", help="SGD momentum (default: 0)")
+    a("--weight-decay", type=_real(0.0), metavar="WD", help="L2 penalty (default: 0)")
+    a("--dropout", type=_real(0.0, 1.0, high_open=True), metavar="P",
+      help="dropout after the mlp's hidden layer (default: 0)")
+    a("--init", choices=("normal", "xavier", "kaiming", "torch-default"),
+      help="initial weights: normal = N(0, 0.01) with b = 0, the course's (default: normal)")
+    a("--seed", type=_integer(0), metavar="N",
+      help="seeds the initial weights, the shuffling and the dropout masks (default: 0)")
+    a("--dtype", choices=("float32", "float64"), help="parameter dtype (default: float32)")
+    a("--data-dir", metavar="DIR", help="a directory holding the four Fashion-MNIST files (searched first)")
+    a("--download", action="store_true", help="download Fashion-MNIST if it is not found (else: exit 2)")
+    a("--out", default=os.path.join("runs", "default"), metavar="DIR", help="output directory (default: %(default)s)")
+    a("--resume", action="store_true", help="continue the run in --out from its checkpoint.npz")
+    a("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
+    a("--check-torch", action="store_true",
+      help="train a PyTorch twin in lockstep and report the largest loss and parameter differences per epoch")
+    a("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_data(sub):
+    p = sub.add_parser("data", help="find (or download) Fashion-MNIST and say where it is",
+                       description="Find Fashion-MNIST (--data-dir, $NPNET_DATA, the per-user cache, "
+                                   "/usr/share/datasets/fashion-mnist), else download it into --data-dir or the cache. "
+                                   "Exit 0 when the data is there, 1 otherwise.")
+    p.add_argument("--data-dir", metavar="DIR", help="a directory to search first, and to download into")
+    p.add_argument("--no-download", action="store_true", help="only look; never download")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=cmd_data)
+
+
+def _add_studies(sub):
+    """The hook for ``npnet study``: npnet.studies.cli.add_parser(subparsers), if it exists."""
+    try:
+        if importlib.util.find_spec("npnet.studies") is None or importlib.util.find_spec("npnet.studies.cli") is None:
+            return
+        module = importlib.import_module("npnet.studies.cli")
+        module.add_parser(sub)
+    except Exception as e:  # noqa: BLE001 - a broken optional module must not break `npnet train`
+        error = f"{type(e).__name__}: {e}"
+        p = sub.add_parser("study", help="(unavailable: npnet.studies failed to load)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+
+        def unavailable(args):
+            raise RunFailed(f"npnet study is unavailable: npnet.studies.cli failed to load ({error})")
+        p.set_defaults(func=unavailable)
+
+
+# --------------------------------------------------------------------------- main
+
+def main(argv=None):
+    """Run the ``npnet`` command line; returns the exit status (the console script exits with it)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:   # --help, --version
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    args.argv = argv
+    debug = getattr(args, "debug", False)
+    prefix = f"npnet {args.command}"
+    try:
+        return args.func(args)
+    except UsageError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunFailed as e:
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt as e:
+        if debug:
+            traceback.print_exc()
+        print(f"\n{prefix}: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {type(e).__name__}: {_one_line(str(e))} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _one_line(text):
+    return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------- npnet data
+
+def _find(root):
+    """{base name: path} of the files load_fashion_mnist would use, or None."""
+    from . import data
+
+    return data.find_fashion_mnist(root)
+
+
+def cmd_data(args):
+    from . import data
+    from .errors import DataError
+
+    files = _find(args.data_dir)
+    try:
+        if files is None and not args.no_download:
+            dest = args.data_dir or data.fashion_mnist_cache_dir()
+            print(f"Fashion-MNIST not found locally; downloading it into {dest} ...", flush=True)
+        X_train, _, X_test, _ = data.load_fashion_mnist(args.data_dir, download=not args.no_download)
+    except DataError as e:   # includes DownloadError; the message lists every way to provide the data
+        if args.debug:
+            traceback.print_exc()
+        print(f"npnet data: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    files = _find(args.data_dir)
+    where = os.path.dirname(next(iter(files.values()))) if files else "?"
+    print(f"Fashion-MNIST found in {where}: {X_train.shape[0]} training and {X_test.shape[0]} test images")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- npnet train
+
+def _settings(args, saved=None):
+    """The run's settings: flags over defaults, or (resuming) the checkpoint's, checked against the flags."""
+    given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
+    if saved is not None:
+        for k in FIXED_ON_RESUME:
+            if k in given and given[k] != saved.get(k):
+                flag = "--" + k.replace("_", "-")
+                raise UsageError(f"{flag} {given[k]} differs from the checkpoint's {saved.get(k)}; a resumed run keeps "
+                                 f"its settings (start a new run with another --out, or --overwrite)")
+        s = {k: saved.get(k) for k in DEFAULTS}
+        s["epochs"] = given.get("epochs", saved.get("epochs", DEFAULTS["epochs"]))
+        return s
+    s = {k: given.get(k, v) for k, v in DEFAULTS.items()}
+    if s["lr"] is None:
+        s["lr"] = DEFAULT_LR[s["optimizer"]]
+    if s["model"] == "softmax":
+        for k in ("hidden", "dropout"):
+            if k in given:
+                raise UsageError(f"--{k} applies to --model mlp; softmax regression has no hidden layer")
+        s["hidden"] = s["dropout"] = None
+    if s["optimizer"] == "adam":
+        if "momentum" in given:
+            raise UsageError("--momentum applies to --optimizer sgd (Adam has betas)")
+        s["momentum"] = None
+    return s
+
+
+def _write_text(path, text):
+    from .train import _atomic_write
+
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _write_metrics(path, history):
+    from .train import EpochResult
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(EpochResult.COLUMNS)
+    for r in history:
+        w.writerow([r.epoch] + [repr(float(getattr(r, c))) for c in EpochResult.COLUMNS[1:]])
+    _write_text(path, buf.getvalue())
+
+
+def _load_data(args):
+    from . import data
+    from .errors import DataError
+
+    try:
+        return data.load_fashion_mnist(args.data_dir, download=args.download)
+    except DataError as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "not found" in first:
+            where = f"--data-dir {args.data_dir}, " if args.data_dir else ""
+            raise UsageError(f"Fashion-MNIST not found (searched {where}$NPNET_DATA, the per-user cache and "
+                             f"{', '.join(data.SYSTEM_DIRS)}); run `npnet data` to download it or to see the other "
+                             "ways to provide it, or pass --data-dir DIR") from e
+        raise UsageError(f"cannot load Fashion-MNIST: {_one_line(str(e))}") from e
+
+
+class _Reporter:
+    """Progress bar (tqdm, on a TTY), a table row per epoch, metrics.csv after each epoch."""
+
+    def __init__(self, out, history, samples_per_epoch, *, twin=None):
+        self.out, self.history, self.samples, self.twin = out, list(history), samples_per_epoch, twin
+        self.bar = None
+        self.tqdm = None
+        if sys.stdout.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            self.tqdm = tqdm
+        self.last_epoch = history[-1].epoch if history else 0
+
+    def header(self):
+        extra = "  torch: max|dloss|  max|dparam|" if self.twin else ""
+        print(f"{'epoch':>5}  {'loss':>7}  {'train acc':>9}  {'test acc':>8}  {'seconds':>7}{extra}", flush=True)
+
+    def row(self, r, diffs=None):
+        extra = f"  {diffs[1]:>17.3e}  {diffs[2]:>12.3e}" if diffs else ""
+        loss = f"{r.train_loss:.4f}" if abs(r.train_loss) < 1e3 else f"{r.train_loss:.2e}"
+        print(f"{r.epoch:>5}  {loss:>7}  {r.train_acc:>9.4f}  {r.test_acc:>8.4f}  {r.seconds:>7.2f}{extra}",
+              flush=True)
+
+    def on_epoch_start(self, epoch):
+        self.loss_sum = 0.0
+        self.seen = 0
+        self.t0 = time.perf_counter()
+        if self.tqdm is not None:
+            self.bar = self.tqdm(total=self.samples, desc=f"epoch {epoch}", unit="img", unit_scale=True,
+                                 leave=False, file=sys.stdout, dynamic_ncols=True)
+
+    def on_step(self, info):
+        self.loss_sum += info.loss * info.batch_size
+        self.seen += info.batch_size
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{self.loss_sum / self.seen:.4f}", refresh=False)
+            self.bar.update(info.batch_size)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_epoch_end(self, result):
+        self.close()
+        self.history.append(result)
+        self.last_epoch = result.epoch
+        _write_metrics(os.path.join(self.out, METRICS), self.history)
+        self.row(result, self.twin.epoch_diffs[-1] if self.twin else None)
+
+
+def _make_plots(out, history, model, X_test, y_test):
+    """curves.png and predictions.png; a one-line note (and no PNGs) without matplotlib."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"note: matplotlib is not installed; skipped {CURVES} and {PREDICTIONS} "
+              "(pip install matplotlib, or npnet[train])")
+        return []
+    from . import plots
+    from .data import FASHION_MNIST_LABELS, DataLoader
+
+    written = []
+    if history:
+        written.append(plots.plot_curves(history, os.path.join(out, CURVES), title="Fashion-MNIST"))
+    n = min(NUM_PREDICTIONS, X_test.shape[0])
+    X, y = next(iter(DataLoader(X_test[:n], y_test[:n], n)))
+    predictions = model(X.astype(model.dtype, copy=False)).argmax(axis=-1)
+    written.append(plots.plot_predictions(X_test[:n], y, predictions, os.path.join(out, PREDICTIONS),
+                                          class_names=FASHION_MNIST_LABELS))
+    return written
+
+
+def cmd_train(args):
+    from . import nn, optim
+    from .data import DataLoader
+    from .errors import CheckpointError, TrainingDiverged
+    from .train import TorchTwin, build_model, fit, load_checkpoint
+
+    out = args.out
+    ckpt_path = os.path.join(out, CHECKPOINT)
+    saved_history = []
+    if args.resume:
+        if args.check_torch:
+            raise UsageError("--check-torch starts its twin from the initial weights; "
+                             "it cannot be combined with --resume")
+        if args.overwrite:
+            raise UsageError("--resume and --overwrite contradict each other")
+        if not os.path.isfile(ckpt_path):
+            raise UsageError(f"--resume: there is no checkpoint to resume from ({ckpt_path} does not exist)")
+        try:
+            ckpt = load_checkpoint(ckpt_path)
+        except CheckpointError as e:
+            raise RunFailed(f"cannot resume: {e}") from e
+        saved = (ckpt.config or {}).get("settings")
+        if not isinstance(saved, dict) or any(k not in saved for k in DEFAULTS):
+            raise RunFailed(f"cannot resume: {ckpt_path} was not written by `npnet train` (no settings in its config)")
+        settings = _settings(args, saved)
+        saved_history = ckpt.metrics
+        if args.data_dir is None:
+            args.data_dir = ckpt.config.get("data_dir")   # the data the run started on
+    else:
+        settings = _settings(args)
+        if os.path.exists(ckpt_path) and not args.overwrite:
+            raise UsageError(f"{out} already holds a run ({ckpt_path}); pass --resume to continue it, "
+                             "--overwrite to start again, or choose another --out")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create --out {out}: {e.strerror or e}") from e
+
+    X_train, y_train, X_test, y_test = _load_data(args)
+    if args.resume and ckpt.config.get("train_samples") not in (None, X_train.shape[0]):
+        raise UsageError(f"the checkpoint was trained on {ckpt.config['train_samples']} training images, the data "
+                         f"found has {X_train.shape[0]}; resume with the same data (--data-dir)")
+
+    s = settings
+    dtype = np.dtype(s["dtype"])
+    init_seed, shuffle_seed, dropout_seed = np.random.SeedSequence(s["seed"]).spawn(3)
+    model = build_model(s["model"], hidden=s["hidden"] or 256, dropout=s["dropout"] or 0.0, init=s["init"],
+                        rng=np.random.default_rng(init_seed), dropout_rng=np.random.default_rng(dropout_seed),
+                        dtype=dtype)
+    if s["optimizer"] == "sgd":
+        opt = optim.SGD(model.params, lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"])
+    else:
+        opt = optim.Adam(model.params, lr=s["lr"], weight_decay=s["weight_decay"])
+    train_loader = DataLoader(X_train, y_train, s["batch_size"], shuffle=True,
+                              rng=np.random.default_rng(shuffle_seed))
+    test_loader = DataLoader(X_test, y_test, s["batch_size"])
+    loss_fn = nn.CrossEntropyLoss()
+
+    twin = None
+    if args.check_torch:
+        try:
+            twin = TorchTwin(model, opt)
+        except ImportError as e:
+            raise UsageError("--check-torch needs PyTorch, which is not installed "
+                             "(pip install torch, or npnet[reference])") from e
+
+    config = {
+        "settings": s,
+        "command": "npnet " + " ".join(shlex.quote(a) for a in args.argv),
+        "data_dir": args.data_dir,
+        "check_torch": bool(args.check_torch),
+        "npnet_version": __version__,
+        "numpy_version": np.__version__,
+        "model": repr(model).replace("\n", " "),
+        "train_samples": int(X_train.shape[0]),
+        "test_samples": int(X_test.shape[0]),
+    }
+    _write_text(os.path.join(out, CONFIG), json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    samples = min(len(train_loader) * train_loader.batch_size, train_loader.dataset_size)
+    reporter = _Reporter(out, saved_history, samples, twin=twin)
+    if args.resume:
+        _write_metrics(os.path.join(out, METRICS), saved_history)
+        print(f"resuming {out} after epoch {reporter.last_epoch}", flush=True)
+        if reporter.last_epoch >= s["epochs"]:
+            print(f"nothing to train: the checkpoint is at epoch {reporter.last_epoch}, --epochs is {s['epochs']}")
+    hp = (f"lr {s['lr']:g}" + (f", momentum {s['momentum']:g}" if s["momentum"] else "")
+          + (f", weight decay {s['weight_decay']:g}" if s["weight_decay"] else ""))
+    arch = "softmax regression" if s["model"] == "softmax" else f"MLP 784-{s['hidden']}-10"
+    print(f"{arch}, init {s['init']}, {s['optimizer']} ({hp}), batch {s['batch_size']}, "
+          f"{s['epochs']} epochs, {s['dtype']}, seed {s['seed']}", flush=True)
+    reporter.header()
+    for r in saved_history:
+        reporter.row(r)
+
+    callbacks = [twin, reporter] if twin is not None else [reporter]
+    try:
+        result = fit(model, loss_fn, opt, train_loader, test_loader, s["epochs"], checkpoint_path=ckpt_path,
+                     resume=args.resume, config=config, callbacks=callbacks)
+    except TrainingDiverged as e:
+        reporter.close()
+        kept = f"; {ckpt_path} keeps epoch {reporter.last_epoch}" if os.path.isfile(ckpt_path) else ""
+        raise RunFailed(f"{e}{kept}") from e
+    except CheckpointError as e:
+        reporter.close()
+        raise RunFailed(str(e)) from e
+    except KeyboardInterrupt:
+        reporter.close()
+        raise KeyboardInterrupt(_interrupted(ckpt_path, out)) from None
+
+    if twin is not None and twin.epoch_diffs:
+        print(f"check-torch: largest differences over the run: loss {max(d[1] for d in twin.epoch_diffs):.3e}, "
+              f"parameters {max(d[2] for d in twin.epoch_diffs):.3e}")
+    written = _make_plots(out, list(result.history), model, X_test, y_test)
+    final = result.final
+    if final is not None:
+        print(f"final: train loss {final.train_loss:.4f}, train acc {final.train_acc:.4f}, "
+              f"test acc {final.test_acc:.4f}")
+    names = [METRICS, CONFIG, CHECKPOINT] + [os.path.basename(p) for p in written]
+    print(f"wrote {', '.join(names)} to {out}")
+    return EXIT_OK
+
+
+def _interrupted(ckpt_path, out):
+    from .errors import CheckpointError
+    from .train import load_checkpoint
+
+    try:
+        epoch = load_checkpoint(ckpt_path).epoch
+    except CheckpointError:
+        return "no checkpoint was written"
+    return (f"{ckpt_path} holds epoch {epoch}, the last completed one; "
+            f"continue with: npnet train --out {shlex.quote(out)} --resume")

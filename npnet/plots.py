@@ -1,0 +1,110 @@
+"""The two pictures of a training run: learning curves and labelled test predictions.
+
+matplotlib is imported inside each function, never at module level, so
+``import npnet.plots`` works without it; calling a function without it raises
+``ImportError``. Figures are drawn with matplotlib's object API on an Agg
+canvas (no pyplot, no global backend change) and written atomically.
+"""
+import math
+import os
+
+import numpy as np
+
+__all__ = ["plot_curves", "plot_predictions"]
+
+
+def _figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path):
+    from .train import _atomic_write
+
+    _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    return os.fspath(path)
+
+
+def _column(history, name):
+    return np.array([float(r[name] if isinstance(r, dict) else getattr(r, name)) for r in history])
+
+
+def plot_curves(history, path, *, title=None):
+    """Loss (left) and accuracy (right) per epoch, train and test, as the course's Animator.
+
+    Args:
+        history: sequence of ``EpochResult`` (or dicts) with epoch, train_loss,
+            train_acc, test_acc and optionally test_loss (drawn when finite).
+        path: where to write the PNG.
+        title: optional figure title.
+
+    Returns:
+        str, the path written.
+    """
+    epochs = _column(history, "epoch")
+    fig = _figure(10, 4)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, _column(history, "train_loss"), "o-", label="train loss")
+    test_loss = (_column(history, "test_loss") if history and all(
+        (r.get("test_loss") if isinstance(r, dict) else getattr(r, "test_loss", None)) is not None for r in history)
+        else np.array([]))
+    if test_loss.size and np.all(np.isfinite(test_loss)):
+        ax_loss.plot(epochs, test_loss, "s--", label="test loss")
+    ax_acc.plot(epochs, _column(history, "train_acc"), "o-", label="train acc")
+    ax_acc.plot(epochs, _column(history, "test_acc"), "s--", label="test acc")
+    for ax, name in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        if len(epochs):
+            ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(epochs[0], epochs[-1], 11).round())
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_predictions(images, labels, predictions, path, *, class_names=None, ncols=8):
+    """A grid of images, each titled with its true and predicted label; mistakes in red.
+
+    Args:
+        images: ndarray (n, H, W) or (n, 1, H, W), uint8 or floats in [0, 1].
+        labels: int ndarray (n,), the true classes.
+        predictions: int ndarray (n,), the predicted classes.
+        path: where to write the PNG.
+        class_names: sequence of names indexed by class (default: the indices).
+        ncols: images per row.
+
+    Returns:
+        str, the path written.
+    """
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[:, 0]
+    n = images.shape[0]
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    name = (lambda c: class_names[int(c)]) if class_names is not None else (lambda c: str(int(c)))
+    fig = _figure(1.5 * ncols, 1.9 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(images[i], cmap="gray_r")
+        wrong = int(labels[i]) != int(predictions[i])
+        color = "red" if wrong else "black"
+        ax.set_title(f"{name(labels[i])}\n{name(predictions[i])}", fontsize=8, color=color)
+        for spine in ax.spines.values():
+            spine.set_color(color)
+            spine.set_linewidth(2 if wrong else 0.5)
+    fig.suptitle("test images: true label (top), prediction (bottom); mistakes in red", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

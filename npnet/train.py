@@ -1,0 +1,858 @@
+"""Training loops and checkpoints: the course's ``train_ch3``, as library functions.
+
+Nothing here prints. Every function returns numbers, and everything a front end
+wants to show (a progress bar, a table row, a comparison with torch) it gets
+from callbacks::
+
+    model = build_model("softmax", rng=np.random.default_rng(0))
+    opt = optim.SGD(model.params, lr=0.1)
+    result = fit(model, nn.CrossEntropyLoss(), opt, train_loader, test_loader, epochs=10,
+                 checkpoint_path="runs/x/checkpoint.npz",
+                 on_epoch_end=lambda r: print(r.epoch, r.train_loss, r.test_acc))
+
+Definitions, as the course's ``train_epoch_ch3`` has them:
+
+- ``train_loss`` and ``train_acc`` are averages over the epoch's mini-batches
+  *as they train* (each batch's loss is computed with the parameters before its
+  own update), weighted by batch size: sum of per-sample losses / N.
+- ``test_acc`` is measured after the epoch, with dropout off.
+- ``seconds`` is the wall time of the epoch's training steps (data, forward,
+  backward, update), without evaluation and without time spent in callbacks.
+
+Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) are ``.npz``
+files readable by ``np.load(path, allow_pickle=False)``; see
+:func:`save_checkpoint` for the layout. :func:`fit` writes one after every
+epoch (and one for epoch 0 before training), atomically, so an interrupted or
+diverged run always leaves the last completed epoch on disk, and
+``fit(..., resume=True)`` continues from it to exactly the parameters an
+uninterrupted run reaches.
+"""
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from . import __version__
+from . import _validate as V
+from . import nn
+from .errors import CheckpointError, TrainingDiverged
+from .nn import init as nn_init
+
+__all__ = [
+    "MODELS", "INITS", "build_model", "collect_rngs",
+    "StepInfo", "TrainStats", "EvalStats", "EpochResult", "FitResult",
+    "train_epoch", "evaluate", "evaluate_accuracy", "fit",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint",
+    "TorchTwin",
+]
+
+MODELS = ("softmax", "mlp")
+INITS = ("normal", "xavier", "kaiming", "torch-default")
+
+
+# --------------------------------------------------------------------------- models
+
+def _init_linear(layer, scheme, rng, std):
+    """Re-initialize one Linear in place; biases become 0 except under "torch-default"."""
+    W, b = layer.params["weight"], layer.params.get("bias")
+    if scheme == "torch-default":
+        return layer.reset_parameters(rng=rng)   # U(-1/sqrt(in), 1/sqrt(in)) for W and b
+    if scheme == "normal":
+        nn_init.normal_(W, 0.0, std, rng=rng)
+    elif scheme == "xavier":
+        nn_init.xavier_uniform_(W, rng=rng)
+    else:
+        nn_init.kaiming_normal_(W, nonlinearity="relu", rng=rng)
+    if b is not None:
+        nn_init.zeros_(b)
+    return layer
+
+
+def build_model(name="softmax", *, hidden=256, dropout=0.0, init="normal", std=0.01, rng=None,
+                dropout_rng=None, dtype=np.float32, in_features=784, num_classes=10):
+    """The course's two Fashion-MNIST models.
+
+    - ``"softmax"``: ``Sequential(Flatten(), Linear(784, 10))``, softmax regression
+      (the softmax itself lives in the loss).
+    - ``"mlp"``: ``Sequential(Flatten(), Linear(784, hidden), ReLU(), [Dropout(p)],
+      Linear(hidden, 10))``.
+
+    Initializations: ``"normal"`` (the course's: W ~ N(0, std^2) with std = 0.01,
+    b = 0), ``"xavier"`` (xavier_uniform_, b = 0), ``"kaiming"`` (kaiming_normal_
+    for ReLU, fan_in, b = 0), ``"torch-default"`` (torch.nn.Linear's own uniform
+    init of W and b).
+
+    Args:
+        name: "softmax" or "mlp".
+        hidden: int >= 1, width of the MLP's hidden layer.
+        dropout: float in [0, 1), dropout after the hidden ReLU (mlp only; 0 adds no layer).
+        init: one of :data:`INITS`.
+        std: standard deviation of the "normal" init.
+        rng: numpy Generator for the initial values (default: a fresh one).
+        dropout_rng: numpy Generator for the dropout masks (default: spawned from ``rng``).
+        dtype: np.float32 or np.float64.
+
+    Returns:
+        nn.Sequential; its params are keyed "1.weight", "1.bias" (and "3.*" or "4.*" for the mlp).
+
+    Example:
+        >>> model = build_model("mlp", hidden=256, rng=np.random.default_rng(0))
+        >>> sorted(model.params)
+        ['1.bias', '1.weight', '3.bias', '3.weight']
+    """
+    V.choice(name, "name", MODELS)
+    V.choice(init, "init", INITS)
+    hidden = V.integer(hidden, "hidden", low=1)
+    dropout = V.real_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+    std = V.real_number(std, "std", low=0.0)
+    rng = V.generator(rng)
+    dtype = V.float_dtype(dtype)
+    if name == "softmax":
+        if dropout:
+            raise ValueError("dropout applies to the mlp only; softmax regression has no hidden layer, "
+                             f"got dropout={dropout}")
+        return nn.Sequential(nn.Flatten(),
+                             _init_linear(nn.Linear(in_features, num_classes, rng=rng, dtype=dtype), init, rng, std))
+    layers = [nn.Flatten(),
+              _init_linear(nn.Linear(in_features, hidden, rng=rng, dtype=dtype), init, rng, std),
+              nn.ReLU()]
+    if dropout:
+        dropout_rng = rng.spawn(1)[0] if dropout_rng is None else V.generator(dropout_rng, "dropout_rng")
+        layers.append(nn.Dropout(dropout, rng=dropout_rng))
+    layers.append(_init_linear(nn.Linear(hidden, num_classes, rng=rng, dtype=dtype), init, rng, std))
+    return nn.Sequential(*layers)
+
+
+def _modules(model):
+    return list(model) if isinstance(model, nn.Sequential) else [model]
+
+
+def collect_rngs(model, loader=None):
+    """The generators a training run draws from, by name: what a checkpoint must hold.
+
+    ``"shuffle"`` is ``loader.rng`` when the loader shuffles; ``"dropout.<i>"``
+    is the generator of the Dropout module at index i of a Sequential.
+    """
+    rngs = {}
+    if loader is not None and getattr(loader, "shuffle", False):
+        rngs["shuffle"] = loader.rng
+    for i, m in enumerate(_modules(model)):
+        if isinstance(m, nn.Dropout):
+            rngs[f"dropout.{i}"] = m.rng
+    return rngs
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclasses.dataclass(frozen=True)
+class StepInfo:
+    """What a per-step callback sees, after the step's update.
+
+    ``loss`` is the batch's mean loss before the update; ``X`` (cast to the
+    model's dtype) and ``y`` are the batch itself (for a twin to replay).
+    """
+
+    epoch: int
+    step: int          # 1-based, within the epoch
+    steps: int         # number of steps in the epoch
+    batch_size: int
+    loss: float
+    correct: int
+    X: np.ndarray
+    y: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainStats:
+    """One epoch of training: batch-size-weighted averages of what the batches saw."""
+
+    loss: float
+    accuracy: float
+    seconds: float
+    samples: int
+    steps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalStats:
+    """Accuracy (and mean loss, when a loss function was given) over a whole loader."""
+
+    accuracy: float
+    loss: float
+    samples: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochResult:
+    """One row of a run's history: the numbers of metrics.csv, plus the test loss."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_acc: float
+    seconds: float
+    test_loss: float = math.nan
+
+    COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "seconds")   # metrics.csv, in order
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` returns: the whole history, earlier (resumed) epochs included."""
+
+    history: tuple
+    start_epoch: int   # the epoch training started after (0, or the checkpoint's when resuming)
+    epochs: int
+
+    @property
+    def final(self):
+        """The last epoch's :class:`EpochResult` (None if no epoch exists)."""
+        return self.history[-1] if self.history else None
+
+
+# --------------------------------------------------------------------------- loops
+
+def _model_dtype(model):
+    dtype = model.dtype
+    if dtype is None:
+        raise ValueError(f"model has no parameters to train: {model!r}")
+    return dtype
+
+
+def _num_correct(Y, y):
+    return int(np.count_nonzero(Y.argmax(axis=-1) == y))
+
+
+# Overflow inside a diverging step is expected and caught by the finiteness
+# check below; NumPy's RuntimeWarnings would only add noise on the way there.
+_QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
+
+
+def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
+    """Train ``model`` for one pass over ``loader``; the course's ``train_epoch_ch3``.
+
+    Each step: forward, loss, backward (``need_dx=False``: nothing below the
+    first layer needs dX), ``optimizer.step(grads)``. Batches are cast to the
+    model's dtype. A loss that is NaN or infinite stops the epoch *before* its
+    update is applied.
+
+    Args:
+        model: an npnet Module (``forward(X, train=True) -> (Y, backward)``).
+        loss_fn: a loss module (``forward(Y, y) -> (loss, backward)``), mean reduction.
+        optimizer: an npnet optimizer over ``model.params``.
+        loader: iterable of ``(X, y)`` batches with a ``len()``.
+        epoch: int, the epoch number reported in callbacks and errors.
+        callback: called with a :class:`StepInfo` after each step.
+
+    Returns:
+        :class:`TrainStats`: loss and accuracy averaged over samples (weighted
+        by batch size), seconds of training (callbacks excluded), samples, steps.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite; ``.epoch``, ``.step`` say where.
+    """
+    dtype = _model_dtype(model)
+    steps = len(loader)
+    total_loss, correct, samples, step = 0.0, 0, 0, 0
+    in_callbacks = 0.0
+    start = time.perf_counter()
+    for X, y in loader:
+        step += 1
+        X = X.astype(dtype, copy=False)
+        n = int(y.shape[0])
+        with np.errstate(**_QUIET):
+            Y, backward = model.forward(X, train=True)
+            loss_array, loss_backward = loss_fn.forward(Y, y)
+            loss = float(loss_array)
+            if not math.isfinite(loss):
+                lr = getattr(optimizer, "lr", None)
+                hint = f" (lr is {lr:g})" if isinstance(lr, (int, float)) else ""
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {loss} at epoch {epoch}, step {step} of {steps}; "
+                    f"try a smaller learning rate{hint}",
+                    epoch=epoch, step=step)
+            _, grads = backward(loss_backward(), need_dx=False)
+            optimizer.step(grads)
+        batch_correct = _num_correct(Y, y)
+        total_loss += loss * n       # the mean loss times the batch size: the batch's sum
+        correct += batch_correct
+        samples += n
+        if callback is not None:
+            t = time.perf_counter()
+            callback(StepInfo(epoch, step, steps, n, loss, batch_correct, X, y))
+            in_callbacks += time.perf_counter() - t
+    seconds = time.perf_counter() - start - in_callbacks
+    if samples == 0:
+        raise ValueError("loader yielded no batches; an epoch needs at least one")
+    return TrainStats(total_loss / samples, correct / samples, seconds, samples, step)
+
+
+def evaluate(model, loader, loss_fn=None):
+    """Accuracy (and mean loss) of ``model`` over ``loader``, in inference mode.
+
+    Args:
+        model: an npnet Module; called as ``model(X)`` (dropout off).
+        loader: iterable of ``(X, y)`` batches.
+        loss_fn: optional loss module; its mean is weighted by batch size.
+
+    Returns:
+        :class:`EvalStats` (loss is NaN without ``loss_fn``).
+    """
+    dtype = _model_dtype(model)
+    total_loss, correct, samples = 0.0, 0, 0
+    with np.errstate(**_QUIET):
+        for X, y in loader:
+            Y = model(X.astype(dtype, copy=False))
+            n = int(y.shape[0])
+            correct += _num_correct(Y, y)
+            if loss_fn is not None:
+                total_loss += float(loss_fn(Y, y)) * n
+            samples += n
+    if samples == 0:
+        raise ValueError("loader yielded no batches; nothing to evaluate")
+    return EvalStats(correct / samples, total_loss / samples if loss_fn is not None else math.nan, samples)
+
+
+def evaluate_accuracy(model, loader):
+    """Fraction of samples in ``loader`` whose argmax prediction equals the label.
+
+    Example:
+        >>> evaluate_accuracy(model, test_loader)        # doctest: +SKIP
+        0.8339
+    """
+    return evaluate(model, loader).accuracy
+
+
+def _check_finite_params(model, epoch):
+    for name, p in model.params.items():
+        if not np.all(np.isfinite(p)):
+            raise TrainingDiverged(
+                f"training diverged: parameter {name!r} is no longer finite after epoch {epoch}; "
+                "try a smaller learning rate", epoch=epoch, step=None)
+
+
+def _callables(single, callbacks, method):
+    out = [single] if single is not None else []
+    out += [getattr(c, method) for c in callbacks if callable(getattr(c, method, None))]
+    return out
+
+
+def fit(model, loss_fn, optimizer, train_loader, test_loader, epochs, *, scheduler=None,
+        start_epoch=0, history=(), checkpoint_path=None, resume=False, rngs=None, config=None,
+        on_step=None, on_epoch_start=None, on_epoch_end=None, callbacks=()):
+    """Train for epochs ``start_epoch + 1 .. epochs``, evaluating after each; the course's ``train_ch3``.
+
+    After each epoch: evaluate on ``test_loader``, step ``scheduler`` (if any),
+    check that every parameter is finite, write the checkpoint (if
+    ``checkpoint_path``), then call ``on_epoch_end``. A fresh run with a
+    checkpoint path also writes epoch 0 (the initial state) first, so there is
+    always a checkpoint to resume from.
+
+    Args:
+        model, loss_fn, optimizer: as for :func:`train_epoch`.
+        train_loader: batches to train on; its ``rng`` is checkpointed when it shuffles.
+        test_loader: batches to evaluate on.
+        epochs: int >= 1, the epoch to stop after (a total, not a count from start_epoch).
+        scheduler: optional lr scheduler, stepped once per epoch.
+        start_epoch: int >= 0, the epochs already done (set by ``resume``).
+        history: earlier :class:`EpochResult` s to keep in front of the new ones.
+        checkpoint_path: str or None; written atomically after every epoch.
+        resume: restore model, optimizer, scheduler and generators from
+            ``checkpoint_path`` and continue after its epoch (``start_epoch``
+            and ``history`` then come from the checkpoint).
+        rngs: dict name -> Generator saved in checkpoints; default :func:`collect_rngs`.
+        config: JSON-serialisable dict stored in checkpoints (e.g. the CLI's flags).
+        on_step: called with a :class:`StepInfo` after each step.
+        on_epoch_start: called with the epoch number before its first step.
+        on_epoch_end: called with the :class:`EpochResult` after the checkpoint is written.
+        callbacks: objects with any of the methods ``on_step``, ``on_epoch_start``,
+            ``on_epoch_end`` (same arguments), called after the functions above.
+
+    Returns:
+        :class:`FitResult` with the history of every epoch (earlier ones included).
+
+    Raises:
+        TrainingDiverged: a NaN/infinite loss or parameter; the last checkpoint stays.
+        CheckpointError: ``resume`` and the checkpoint is missing, corrupt or does not fit.
+        KeyboardInterrupt: passed through; the checkpoint of the last completed epoch stays.
+    """
+    epochs = V.integer(epochs, "epochs", low=1)
+    start_epoch = V.integer(start_epoch, "start_epoch", low=0)
+    rngs = collect_rngs(model, train_loader) if rngs is None else dict(rngs)
+    for name, g in rngs.items():
+        V.generator(g, f"rngs[{name!r}]")
+    if resume:
+        if checkpoint_path is None:
+            raise ValueError("resume=True needs checkpoint_path")
+        ckpt = load_checkpoint(checkpoint_path)
+        ckpt.restore(model=model, optimizer=optimizer, scheduler=scheduler, rng=rngs)
+        start_epoch, history = ckpt.epoch, ckpt.metrics
+    history = [r if isinstance(r, EpochResult) else EpochResult(**r) for r in history]
+    step_fns = _callables(on_step, callbacks, "on_step")
+    start_fns = _callables(on_epoch_start, callbacks, "on_epoch_start")
+    end_fns = _callables(on_epoch_end, callbacks, "on_epoch_end")
+
+    def step_callback(info):
+        for f in step_fns:
+            f(info)
+
+    def save(epoch):
+        save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, epoch=epoch, rng=rngs,
+                        scheduler=scheduler, metrics=history, config=config)
+
+    if checkpoint_path is not None and not resume and start_epoch == 0:
+        save(0)
+    for epoch in range(start_epoch + 1, epochs + 1):
+        for f in start_fns:
+            f(epoch)
+        stats = train_epoch(model, loss_fn, optimizer, train_loader, epoch=epoch,
+                            callback=step_callback if step_fns else None)
+        ev = evaluate(model, test_loader, loss_fn)
+        if scheduler is not None:
+            scheduler.step()
+        _check_finite_params(model, epoch)
+        result = EpochResult(epoch, stats.loss, stats.accuracy, ev.accuracy, stats.seconds, ev.loss)
+        history.append(result)
+        if checkpoint_path is not None:
+            save(epoch)
+        for f in end_fns:
+            f(result)
+    return FitResult(tuple(history), start_epoch, epochs)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_FORMAT = "npnet-checkpoint"
+CHECKPOINT_VERSION = 1
+_PREFIXES = ("param/", "optim/", "sched/", "rng/", "rngtype/", "metrics/")
+_SCALARS = ("format", "version", "epoch", "checksum", "config", "npnet_version")
+_RNG_TYPES = ("PCG64", "PCG64DXSM")   # same state layout: two 128-bit ints and a buffered uint32
+_U64 = (1 << 64) - 1
+
+
+def _encode_rng(name, gen):
+    """A PCG64 state as uint64 [state_hi, state_lo, inc_hi, inc_lo, has_uint32, uinteger]."""
+    V.generator(gen, f"rng[{name!r}]")
+    st = gen.bit_generator.state
+    kind = st["bit_generator"]
+    if kind not in _RNG_TYPES:
+        raise CheckpointError(f"rng[{name!r}] uses {kind}; checkpoints hold PCG64 generators only "
+                              "(np.random.default_rng makes them)")
+    s, inc = st["state"]["state"], st["state"]["inc"]
+    words = [s >> 64, s & _U64, inc >> 64, inc & _U64, st["has_uint32"], st["uinteger"]]
+    return np.array(words, dtype=np.uint64), np.array(kind)
+
+
+def _decode_rng(words, kind):
+    w = [int(x) for x in words]
+    return {"bit_generator": kind, "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+            "has_uint32": w[4], "uinteger": w[5]}
+
+
+def _digest(arrays):
+    """SHA-256 over the sorted key names, each array's dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in arrays if k != "checksum"):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(key.encode("utf-8") + b"\0")
+        h.update(a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temp file next to ``path``; flush, fsync, os.replace.
+
+    An exception (or Ctrl-C) removes the temp file; a SIGKILL may leave one
+    behind (named ``.<name>.*.tmp``) but never touches ``path`` itself.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)   # mkstemp makes 0600; a run's files are for everyone to read
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:   # make the rename durable too; some systems refuse fsync on a directory
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metrics=(), config=None):
+    """Write a training checkpoint to ``path`` (an ``.npz``), atomically.
+
+    The archive holds only plain arrays (``np.load(path, allow_pickle=False)``
+    reads it):
+
+    ========================  =====================================================
+    ``format``, ``version``   ``"npnet-checkpoint"``, 1
+    ``epoch``                 int64, the number of completed epochs
+    ``param/<name>``          each of ``model.params`` ("param/1.weight", ...)
+    ``optim/<key>``           ``optimizer.state_dict()``
+    ``sched/<key>``           ``scheduler.state_dict()``, when there is a scheduler
+    ``rng/<name>``            uint64 (6,): PCG64 state and increment as (high, low)
+                              64-bit halves, ``has_uint32``, ``uinteger``
+    ``rngtype/<name>``        "PCG64" or "PCG64DXSM"
+    ``metrics/<column>``      float64 per epoch: epoch, train_loss, train_acc, test_acc, seconds, test_loss
+    ``config``                JSON text of ``config``
+    ``npnet_version``         the writer's npnet version (informational)
+    ``checksum``              SHA-256 hex over sorted key names + dtype + shape + bytes of every other array
+    ========================  =====================================================
+
+    The file is written to a temp file in the same directory, flushed, fsynced
+    and renamed over ``path``: a crash at any moment leaves either the old
+    checkpoint or the new one, never a mix.
+
+    Args:
+        path: str or os.PathLike; its directory must exist.
+        model: the module whose ``params`` to save.
+        optimizer: an npnet optimizer (its ``state_dict()``).
+        epoch: int >= 0, completed epochs.
+        rng: a numpy Generator (saved as "rng") or a dict name -> Generator:
+            every generator the run draws from (shuffling, dropout).
+        scheduler: optional scheduler with ``state_dict()``.
+        metrics: sequence of :class:`EpochResult` (or dicts with its fields).
+        config: JSON-serialisable dict, or None.
+
+    Raises:
+        CheckpointError: something cannot be stored without pickle, or the write failed.
+    """
+    epoch = V.integer(epoch, "epoch", low=0)
+    rngs = {"rng": rng} if isinstance(rng, np.random.Generator) else dict(rng)
+    arrays = {
+        "format": np.array(CHECKPOINT_FORMAT),
+        "version": np.array(CHECKPOINT_VERSION, dtype=np.int64),
+        "epoch": np.array(epoch, dtype=np.int64),
+        "npnet_version": np.array(__version__),
+    }
+    for prefix, d in (("param/", model.params), ("optim/", optimizer.state_dict()),
+                      ("sched/", scheduler.state_dict() if scheduler is not None else {})):
+        for k, v in d.items():
+            arrays[prefix + k] = np.array(v)   # a copy: the saved bytes are the ones hashed
+    for name, gen in rngs.items():
+        arrays["rng/" + name], arrays["rngtype/" + name] = _encode_rng(name, gen)
+    rows = [r.as_dict() if isinstance(r, EpochResult) else dict(r) for r in metrics]
+    for col in (f.name for f in dataclasses.fields(EpochResult)):
+        arrays["metrics/" + col] = np.array([float(r.get(col, math.nan)) for r in rows], dtype=np.float64)
+    try:
+        arrays["config"] = np.array(json.dumps(config, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"config must be JSON-serialisable to go into a checkpoint: {e}") from None
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biufU":
+            raise CheckpointError(f"cannot store {k!r} (dtype {a.dtype}) in a checkpoint without pickle")
+    arrays["checksum"] = np.array(_digest(arrays))
+    try:
+        _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {os.fspath(path)}: {e.strerror or e}") from None
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A checkpoint read back and verified by :func:`load_checkpoint`."""
+
+    path: str
+    version: int
+    epoch: int
+    params: dict       # name -> ndarray
+    optimizer: dict    # the optimizer's state_dict
+    scheduler: dict    # the scheduler's state_dict, or None
+    rng: dict          # name -> bit_generator.state dict
+    metrics: list      # EpochResult per completed epoch
+    config: dict       # or None
+
+    def restore(self, *, model, optimizer=None, scheduler=None, rng=None):
+        """Put the saved state into live objects: parameters, optimizer, scheduler, generators.
+
+        The model's parameter names, shapes and dtypes, the optimizer's and the
+        scheduler's state and the generators' names are all checked before the
+        model is touched.
+
+        Args:
+            model: the module to load the parameters into (in place).
+            optimizer, scheduler: optional; loaded from the saved state dicts.
+            rng: a Generator or dict name -> Generator (the names that were saved).
+
+        Raises:
+            CheckpointError: anything does not fit; the message names it.
+        """
+        where = f"checkpoint {self.path}"
+        params = model.params
+        missing, extra = sorted(set(params) - set(self.params)), sorted(set(self.params) - set(params))
+        if missing or extra:
+            raise CheckpointError(f"{where} does not fit this model: missing parameters {missing}, "
+                                  f"unexpected {extra}")
+        for k, p in params.items():
+            v = self.params[k]
+            if v.shape != p.shape:
+                raise CheckpointError(f"{where} does not fit this model: {k!r} has shape {v.shape} in the "
+                                      f"checkpoint but {p.shape} in the model")
+            if v.dtype != p.dtype:
+                raise CheckpointError(f"{where} does not fit this model: {k!r} is {v.dtype} in the "
+                                      f"checkpoint but {p.dtype} in the model")
+        rngs = {} if rng is None else ({"rng": rng} if isinstance(rng, np.random.Generator) else dict(rng))
+        if rng is not None and set(rngs) != set(self.rng):
+            raise CheckpointError(f"{where} holds the generators {sorted(self.rng)}, "
+                                  f"but this run draws from {sorted(rngs)}")
+        for name, gen in rngs.items():
+            kind = gen.bit_generator.state["bit_generator"]
+            if kind != self.rng[name]["bit_generator"]:
+                raise CheckpointError(f"{where}: generator {name!r} is {self.rng[name]['bit_generator']}, "
+                                      f"the run's is {kind}")
+        if scheduler is not None and self.scheduler is None:
+            raise CheckpointError(f"{where} holds no scheduler state, but the run has a scheduler")
+        if scheduler is None and self.scheduler is not None and optimizer is not None:
+            raise CheckpointError(f"{where} holds scheduler state, but the run has no scheduler; "
+                                  "resuming without it would change the learning rates")
+        # Each load_state_dict checks everything before it changes anything; if the
+        # scheduler's fails after the optimizer's succeeded, put the optimizer back.
+        before = optimizer.state_dict() if optimizer is not None else None
+        for what, obj, state in (("optimizer", optimizer, self.optimizer), ("scheduler", scheduler, self.scheduler)):
+            if obj is None:
+                continue
+            try:
+                obj.load_state_dict(state)
+            except (ValueError, TypeError) as e:
+                if what == "scheduler" and before is not None:
+                    optimizer.load_state_dict(before)
+                raise CheckpointError(f"{where}: the saved {what} state does not fit: {e}") from None
+        model.load_state_dict(self.params)
+        for name, gen in rngs.items():
+            gen.bit_generator.state = self.rng[name]
+
+
+def _refuse(path, why):
+    return CheckpointError(f"checkpoint {path}: {why}")
+
+
+def load_checkpoint(path):
+    """Read and verify a checkpoint written by :func:`save_checkpoint`.
+
+    Refused with a :class:`~npnet.errors.CheckpointError` that says why: a
+    missing or unreadable file, not an npz archive, a pickle-bearing array (npnet
+    never writes one, and loading one could run arbitrary code), another format,
+    another format version, a checksum that does not match (a flipped byte), or
+    malformed entries. Whether the shapes fit a model is checked by
+    :meth:`Checkpoint.restore`.
+
+    Args:
+        path: str or os.PathLike.
+
+    Returns:
+        :class:`Checkpoint`.
+    """
+    path = os.fspath(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise _refuse(path, "no such file") from None
+    except OSError as e:
+        raise _refuse(path, f"cannot read it: {e.strerror or e}") from None
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise _refuse(path, "it holds pickled data; npnet checkpoints never do, and loading a pickle "
+                                "can run arbitrary code, so it is refused") from None
+        raise _refuse(path, f"not an npnet checkpoint (.npz): {e}") from None
+    except Exception as e:   # noqa: BLE001 - a damaged file can fail in many ways inside np.load
+        raise _refuse(path, f"corrupt or not an .npz file ({type(e).__name__}: {e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise _refuse(path, "not an npnet checkpoint: a single .npy array, not an .npz archive")
+    arrays = {}
+    with z:
+        for key in z.files:
+            try:
+                arrays[key] = z[key]
+            except ValueError as e:
+                if "pickle" in str(e):
+                    raise _refuse(path, f"array {key!r} holds pickled Python objects; npnet checkpoints "
+                                        "never do, and loading a pickle can run arbitrary code, so it "
+                                        "is refused") from None
+                raise _refuse(path, f"array {key!r} is corrupt ({e})") from None
+            except Exception as e:   # noqa: BLE001 - bad CRC, truncated member, broken header...
+                raise _refuse(path, f"array {key!r} is corrupt ({type(e).__name__}: {e})") from None
+
+    def scalar(key, kind):
+        a = arrays.get(key)
+        if a is None:
+            raise _refuse(path, f"the entry {key!r} is missing; not an npnet checkpoint or a damaged one")
+        if a.shape != () or a.dtype.kind not in kind:
+            raise _refuse(path, f"the entry {key!r} is malformed ({a.dtype}, shape {a.shape})")
+        return a.item()
+
+    fmt = scalar("format", "U")
+    if fmt != CHECKPOINT_FORMAT:
+        raise _refuse(path, f"format {fmt!r} is not {CHECKPOINT_FORMAT!r}")
+    version = scalar("version", "iu")
+    if version != CHECKPOINT_VERSION:
+        newer = " (written by a newer npnet?)" if version > CHECKPOINT_VERSION else ""
+        raise _refuse(path, f"format version {version} is not supported{newer}; "
+                            f"this npnet reads version {CHECKPOINT_VERSION}")
+    checksum = scalar("checksum", "U")
+    if checksum != _digest(arrays):
+        raise _refuse(path, "checksum mismatch: the file is corrupt or was modified after it was written")
+
+    params, optim, sched, rng_words, rng_kinds, metrics = {}, {}, {}, {}, {}, {}
+    by_prefix = {"param/": params, "optim/": optim, "sched/": sched, "rng/": rng_words,
+                 "rngtype/": rng_kinds, "metrics/": metrics}
+    for key, a in arrays.items():
+        if key in _SCALARS:
+            continue
+        prefix = next((p for p in _PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            raise _refuse(path, f"unexpected entry {key!r}")
+        by_prefix[prefix][key[len(prefix):]] = a
+    for name, p in params.items():
+        if p.dtype not in V.FLOAT_DTYPES:
+            raise _refuse(path, f"parameter {name!r} has dtype {p.dtype}, expected float32 or float64")
+    rngs = {}
+    if set(rng_words) != set(rng_kinds):
+        raise _refuse(path, f"generator entries do not pair up: {sorted(rng_words)} vs {sorted(rng_kinds)}")
+    for name, words in rng_words.items():
+        kind = rng_kinds[name]
+        if words.dtype != np.uint64 or words.shape != (6,) or kind.shape != () or kind.item() not in _RNG_TYPES:
+            raise _refuse(path, f"generator {name!r} is malformed")
+        rngs[name] = _decode_rng(words, kind.item())
+    columns = [f.name for f in dataclasses.fields(EpochResult)]
+    if sorted(metrics) != sorted(columns) or len({m.shape for m in metrics.values()}) != 1 \
+            or any(m.ndim != 1 or m.dtype != np.float64 for m in metrics.values()):
+        raise _refuse(path, f"metrics must be float64 vectors of equal length named {columns}")
+    rows = [EpochResult(**{c: (int(metrics[c][i]) if c == "epoch" else float(metrics[c][i])) for c in columns})
+            for i in range(metrics["epoch"].shape[0])]
+    try:
+        config = json.loads(scalar("config", "U"))
+    except ValueError as e:
+        raise _refuse(path, f"config is not valid JSON ({e})") from None
+    epoch = scalar("epoch", "iu")
+    if epoch < 0 or len(rows) != epoch:
+        raise _refuse(path, f"epoch {epoch} does not match the {len(rows)} rows of metrics")
+    return Checkpoint(path, version, int(epoch), params, optim, sched or None, rngs, rows, config)
+
+
+# --------------------------------------------------------------------------- torch twin
+
+class TorchTwin:
+    """A PyTorch copy of an npnet model and optimizer, trained in lockstep.
+
+    Built from the npnet model's current parameters (same initial weights) and
+    its optimizer's hyperparameters (``torch.optim.SGD``/``Adam``/``AdamW``),
+    it replays every batch through torch's autograd with
+    ``torch.nn.CrossEntropyLoss``. Dropout layers draw the very masks npnet
+    draws: the twin holds a copy of each Dropout generator, taken when it is
+    built, and draws with :func:`npnet.nn.functional.dropout_mask`. The
+    learning rate is copied from the npnet optimizer before each step, so a
+    scheduler is followed.
+
+    Use it as a callback::
+
+        twin = TorchTwin(model, optimizer)          # before training; imports torch
+        fit(..., callbacks=[twin])
+        twin.epoch_diffs    # [(epoch, max |loss diff| over its steps, max |param diff| at its end)]
+
+    Raises:
+        ImportError: torch is not installed.
+        ValueError: a layer or optimizer it cannot mirror, or an optimizer that
+            already has state.
+    """
+
+    def __init__(self, model, optimizer):
+        import torch   # only here: npnet itself never needs torch
+
+        from . import optim
+        from .nn import functional as F
+
+        self.torch, self.model, self.optimizer = torch, model, optimizer
+        if any(optimizer.state.values()):
+            raise ValueError("TorchTwin needs an optimizer without state (build the twin before training)")
+        tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[_model_dtype(model)]
+
+        class MaskedDropout(torch.nn.Module):
+            def __init__(self, p, rng):
+                super().__init__()
+                self.p, self.rng = p, rng
+
+            def forward(self, x):
+                if not self.training or self.p == 0:
+                    return x
+                mask = F.dropout_mask(tuple(x.shape), self.p, self.rng, np.dtype(str(x.dtype).split(".")[-1]))
+                return x * torch.from_numpy(mask)
+
+        layers = []
+        for m in _modules(model):
+            if isinstance(m, nn.Linear):
+                layers.append(torch.nn.Linear(m.in_features, m.out_features, bias="bias" in m.params, dtype=tdtype))
+            elif isinstance(m, nn.Flatten):
+                layers.append(torch.nn.Flatten(m.start_axis, m.end_axis))
+            elif isinstance(m, nn.Dropout):
+                layers.append(MaskedDropout(m.p, copy.deepcopy(m.rng)))
+            elif isinstance(m, nn.LeakyReLU):
+                layers.append(torch.nn.LeakyReLU(m.negative_slope))
+            elif type(m) in (nn.ReLU, nn.Sigmoid, nn.Tanh):
+                layers.append(getattr(torch.nn, type(m).__name__)())
+            else:
+                raise ValueError(f"TorchTwin cannot mirror {m!r}")
+        self.net = torch.nn.Sequential(*layers)
+        self.net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.params.items()})
+        self.net.train()
+
+        group = dict(optimizer.param_groups[0])
+        group.pop("initial_lr", None)
+        tparams = list(self.net.parameters())
+        if type(optimizer) is optim.SGD:
+            self.topt = torch.optim.SGD(tparams, foreach=False, **group)
+        elif type(optimizer) is optim.AdamW:
+            group.pop("decoupled_weight_decay", None)
+            self.topt = torch.optim.AdamW(tparams, foreach=False, **group)
+        elif type(optimizer) is optim.Adam:
+            self.topt = torch.optim.Adam(tparams, foreach=False, **group)
+        else:
+            raise ValueError(f"TorchTwin cannot mirror {type(optimizer).__name__}")
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.epoch_diffs = []
+        self._max_loss_diff = 0.0
+
+    def on_epoch_start(self, epoch):
+        self._max_loss_diff = 0.0
+
+    def on_step(self, info):
+        """Train the twin on the same batch and record the loss difference."""
+        torch = self.torch
+        self.topt.param_groups[0]["lr"] = self.optimizer.lr
+        X, y = torch.from_numpy(info.X), torch.from_numpy(info.y)
+        self.topt.zero_grad()
+        loss = self.loss_fn(self.net(X), y)
+        loss.backward()
+        self.topt.step()
+        self._max_loss_diff = max(self._max_loss_diff, abs(loss.item() - info.loss))
+
+    def param_diff(self):
+        """Largest absolute difference between any npnet parameter and its twin."""
+        state = self.net.state_dict()
+        return max(float(np.max(np.abs(p - state[k].detach().numpy()), initial=0.0))
+                   for k, p in self.model.params.items())
+
+    def on_epoch_end(self, result):
+        self.epoch_diffs.append((result.epoch, self._max_loss_diff, self.param_diff()))

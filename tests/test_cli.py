@@ -1,0 +1,423 @@
+"""The ``npnet`` command line: exit statuses, messages, outputs, resume, interrupts, the torch check.
+
+Fast tests run ``npnet.cli.main`` in-process on a small generated IDX dataset
+(600 training and 200 test images; ``npnet.data._COUNTS`` patched, the system
+data directory hidden). The default run on the real data (``-m realdata``)
+runs once, in a subprocess that also reports its peak RSS.
+"""
+import csv
+import io
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from npnet import cli, data
+from npnet import train as T
+
+REAL_DATA_DIR = "/usr/share/datasets/fashion-mnist"
+SMALL = {"train": 600, "test": 200}
+COURSE = [  # the course's published softmax-regression run: loss, train acc, test acc
+    (0.7878, 0.749, 0.794), (0.5702, 0.814, 0.813), (0.5252, 0.827, 0.819), (0.5010, 0.833, 0.824),
+    (0.4858, 0.836, 0.815)]
+HEADER = "epoch,train_loss,train_acc,test_acc,seconds"
+# One BLAS thread: OpenBLAS's float32 results depend on its thread count, so a
+# seeded run is reproducible only with the count fixed (and it is faster here).
+ONE_THREAD = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def write_idx(path, array):
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes())
+
+
+def make_dataset(directory, seed=0):
+    """Four uncompressed IDX files, Fashion-MNIST-shaped and learnable (class c lights rows 2c+4..2c+7)."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(directory, exist_ok=True)
+    for prefix, n in (("train", SMALL["train"]), ("t10k", SMALL["test"])):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for c in range(10):
+            X[y == c, 2 * c + 4:2 * c + 8, 4:24] = 220
+        write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte"), X)
+        write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte"), y)
+    return str(directory)
+
+
+@pytest.fixture
+def small(tmp_path, monkeypatch):
+    """A small dataset, the only one npnet can find; returns its directory."""
+    monkeypatch.setattr(data, "_COUNTS", dict(SMALL))
+    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(tmp_path / "no-system-data"),))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("NPNET_DATA", raising=False)
+    return make_dataset(tmp_path / "data")
+
+
+def run(capsys, *argv):
+    """main(argv) -> (status, stdout, stderr)."""
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def read_metrics(out_dir):
+    with open(os.path.join(out_dir, "metrics.csv"), newline="") as f:
+        return list(csv.reader(f))
+
+
+def one_line_error(err):
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- a run and its files
+
+def test_train_writes_the_five_files(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 3)
+    assert status == 0, stderr
+    assert stderr == ""
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "config.json", "curves.png", "metrics.csv", "predictions.png"]
+    rows = read_metrics(out)
+    assert ",".join(rows[0]) == HEADER
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    values = np.array([[float(x) for x in r] for r in rows[1:]])
+    assert np.all(values[:, 2:4] <= 1) and np.all(values[:, 1:] > 0)
+    config = json.load(open(out / "config.json"))
+    assert config["settings"] == {"model": "softmax", "hidden": None, "dropout": None, "init": "normal",
+                                  "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0,
+                                  "batch_size": 256, "epochs": 3, "seed": 0, "dtype": "float32"}
+    ckpt = T.load_checkpoint(out / "checkpoint.npz")
+    assert ckpt.epoch == 3 and ckpt.params["1.weight"].shape == (10, 784)
+    assert [round(r.train_loss, 12) for r in ckpt.metrics] == [round(v, 12) for v in values[:, 1]]
+    for png in ("curves.png", "predictions.png"):
+        assert open(out / png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # the table: a header and one row per epoch; no progress bar when stdout is not a TTY
+    assert "\r" not in stdout and "img/s" not in stdout
+    table = [line for line in stdout.splitlines() if re.match(r"\s+\d+\s+\d\.\d{4}\s", line)]
+    assert len(table) == 3 and "train acc" in stdout and "seconds" in stdout
+
+
+def test_progress_bar_on_a_tty(small, tmp_path, monkeypatch):
+    pytest.importorskip("tqdm")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    real_on_step = cli._Reporter.on_step
+
+    def slow_on_step(self, info):   # a slower epoch, so that tqdm redraws (every 0.1 s) with the loss
+        time.sleep(0.004)
+        real_on_step(self, info)
+
+    monkeypatch.setattr(cli._Reporter, "on_step", slow_on_step)
+    assert cli.main(["train", "--data-dir", small, "--out", str(tmp_path / "run"), "--epochs", "1",
+                     "--batch-size", "4"]) == 0
+    shown = screen.getvalue()
+    assert "\repoch 1:" in shown and re.search(r"img/s, loss=\d\.\d{4}\]", shown)
+    row = shown.index("    1  ")
+    assert shown.rindex("\r", 0, row) > shown.rindex("loss=")   # the bar is cleared before the row
+
+
+def test_mlp_flags_reach_the_model(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1, "--model", "mlp",
+                                 "--hidden", 16, "--dropout", 0.25, "--optimizer", "adam", "--init", "kaiming",
+                                 "--weight-decay", 1e-4, "--batch-size", 50, "--seed", 7, "--dtype", "float64")
+    assert status == 0, stderr
+    c = T.load_checkpoint(out / "checkpoint.npz")
+    assert sorted(c.params) == ["1.bias", "1.weight", "4.bias", "4.weight"]
+    assert c.params["1.weight"].shape == (16, 784) and c.params["1.weight"].dtype == np.float64
+    assert c.optimizer["optimizer"] == "Adam" and float(c.optimizer["lr"]) == 1e-3
+    assert set(c.rng) == {"shuffle", "dropout.3"}
+    assert c.config["settings"]["batch_size"] == 50 and c.config["settings"]["momentum"] is None
+    assert "MLP 784-16-10" in stdout
+
+
+def test_without_matplotlib_the_pngs_are_skipped_with_a_note(small, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "run"
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)
+    assert status == 0, stderr
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "config.json", "metrics.csv"]
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "matplotlib is not installed; skipped" in notes[0]
+
+
+# --------------------------------------------------------------------------- exit statuses
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--lr", "-1"], "--lr: must be a number in (0.0, inf), got -1"),
+    (["train", "--lr", "nan"], "--lr"),
+    (["train", "--epochs", "0"], "--epochs: must be an integer >= 1, got 0"),
+    (["train", "--batch-size", "abc"], "--batch-size: expected an integer, got 'abc'"),
+    (["train", "--dropout", "1"], "--dropout"),
+    (["train", "--model", "cnn"], "invalid choice: 'cnn'"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--dropout", "0.5"], "--dropout applies to --model mlp"),
+    (["train", "--hidden", "64"], "--hidden applies to --model mlp"),
+    (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to --optimizer sgd"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "required: COMMAND"),
+])
+def test_bad_command_lines_exit_2_with_one_line(argv, message, small, tmp_path, capsys):
+    status, stdout, stderr = run(capsys, *argv, *(["--out", tmp_path / "run"] if argv[:1] == ["train"] else []))
+    assert status == 2
+    line = one_line_error(stderr)
+    assert message in line and line.startswith("npnet")
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_help_exits_0(capsys):
+    assert cli.main(["train", "--help"]) == 0
+    assert "--check-torch" in capsys.readouterr().out
+
+
+def test_the_real_exit_status_through_python_m():
+    p = subprocess.run([sys.executable, "-m", "npnet", "train", "--batch-size", "abc"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    assert one_line_error(p.stderr) == ("npnet train: error: argument --batch-size: expected an integer, got 'abc' "
+                                        "(see npnet train --help)")
+
+
+def test_missing_data_exits_2_with_one_line(small, tmp_path, capsys):
+    status, _, stderr = run(capsys, "train", "--data-dir", tmp_path / "empty", "--out", tmp_path / "run")
+    assert status == 2
+    line = one_line_error(stderr)
+    assert "Fashion-MNIST not found" in line and "npnet data" in line and str(tmp_path / "empty") in line
+
+
+def test_npnet_data_finds_the_files_or_explains(small, tmp_path, capsys):
+    status, stdout, _ = run(capsys, "data", "--data-dir", small)
+    assert status == 0
+    assert f"found in {small}" in stdout and "600 training and 200 test images" in stdout
+    status, stdout, stderr = run(capsys, "data", "--data-dir", tmp_path / "empty", "--no-download")
+    assert status == 1
+    assert "Fashion-MNIST not found" in stderr and "apt-get install dataset-fashion-mnist" in stderr
+    assert "Traceback" not in stderr and len(stderr.splitlines()) > 3
+
+
+def test_debug_adds_the_traceback(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)[0] == 0
+    (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really")
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--resume")
+    assert status == 1
+    assert "cannot resume" in one_line_error(stderr)
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--resume", "--debug")
+    assert status == 1 and "Traceback" in stderr and "CheckpointError" in stderr
+
+
+# --------------------------------------------------------------------------- resume, overwrite
+
+def test_resume_reaches_the_same_parameters_and_keeps_the_rows(small, tmp_path, capsys):
+    common = ["train", "--data-dir", small, "--model", "mlp", "--hidden", 32, "--dropout", 0.2, "--momentum", 0.9,
+              "--batch-size", 64]
+    assert run(capsys, *common, "--out", tmp_path / "a", "--epochs", 3)[0] == 0
+    assert run(capsys, *common, "--out", tmp_path / "b", "--epochs", 1)[0] == 0
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "b", "--epochs", 3,
+                                 "--resume")
+    assert status == 0, stderr
+    assert "resuming" in stdout
+    a, b = T.load_checkpoint(tmp_path / "a" / "checkpoint.npz"), T.load_checkpoint(tmp_path / "b" / "checkpoint.npz")
+    assert {k: v.tobytes() for k, v in a.params.items()} == {k: v.tobytes() for k, v in b.params.items()}
+    assert {k: v.tobytes() for k, v in a.optimizer.items()} == {k: v.tobytes() for k, v in b.optimizer.items()}
+    rows_a, rows_b = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")
+    assert len(rows_b) == 4
+    assert [r[:4] for r in rows_a] == [r[:4] for r in rows_b]   # all but the seconds
+
+
+def test_resume_and_overwrite_rules(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data-dir", small, "--out", out]
+    status, _, stderr = run(capsys, *args, "--resume")
+    assert status == 2 and "no checkpoint to resume from" in one_line_error(stderr)
+    assert run(capsys, *args, "--epochs", 1)[0] == 0
+    status, _, stderr = run(capsys, *args, "--epochs", 1)
+    assert status == 2 and "--resume" in one_line_error(stderr) and "--overwrite" in stderr
+    status, _, stderr = run(capsys, *args, "--resume", "--lr", 0.2)
+    assert status == 2 and "--lr 0.2 differs from the checkpoint's 0.1" in one_line_error(stderr)
+    # --epochs defaults to the saved total: nothing to do; --data-dir defaults to the saved one
+    status, stdout, stderr = run(capsys, "train", "--out", out, "--resume")
+    assert status == 0 and "nothing to train" in stdout, stderr
+    status, _, _ = run(capsys, *args, "--epochs", 2, "--overwrite", "--lr", 0.05)
+    assert status == 0
+    c = T.load_checkpoint(out / "checkpoint.npz")
+    assert c.epoch == 2 and float(c.optimizer["lr"]) == 0.05
+
+
+# --------------------------------------------------------------------------- failures and interrupts
+
+def test_divergence_exits_1_and_keeps_the_last_good_checkpoint(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--lr", 1e37, "--epochs", 3,
+                                 "--batch-size", 32)
+    assert status == 1
+    line = one_line_error(stderr)
+    assert re.search(r"the loss became (nan|inf) at epoch 1, step \d+ of 19; try a smaller learning rate", line)
+    assert "keeps epoch 0" in line
+    c = T.load_checkpoint(out / "checkpoint.npz")   # the last good state: the initial one
+    assert c.epoch == 0 and all(np.isfinite(p).all() for p in c.params.values())
+
+
+def test_ctrl_c_exits_130_and_resume_stays_exact(small, tmp_path, capsys, monkeypatch):
+    args = ["train", "--data-dir", small, "--model", "mlp", "--hidden", 16, "--dropout", 0.3, "--batch-size", 100]
+    assert run(capsys, *args, "--out", tmp_path / "straight", "--epochs", 3)[0] == 0
+
+    real = T.train_epoch
+    calls = []
+
+    def interrupted_in_epoch_2(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(T, "train_epoch", interrupted_in_epoch_2)
+    out = tmp_path / "interrupted"
+    status, _, stderr = run(capsys, *args, "--out", out, "--epochs", 3)
+    assert status == 130
+    assert "holds epoch 1" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    monkeypatch.setattr(T, "train_epoch", real)
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 3, "--resume")[0] == 0
+    a = T.load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
+    b = T.load_checkpoint(out / "checkpoint.npz")
+    assert {k: v.tobytes() for k, v in a.params.items()} == {k: v.tobytes() for k, v in b.params.items()}
+
+
+def test_sigint_in_a_real_process(small, tmp_path):
+    """A real Ctrl-C: status 130, the message, a loadable checkpoint."""
+    out = tmp_path / "run"
+    code = ("import sys; import npnet.data as d; "
+            f"d._COUNTS.update({SMALL!r}); d.SYSTEM_DIRS = ({str(tmp_path / 'none')!r},); "
+            "from npnet.cli import main; "
+            f"sys.exit(main(['train', '--data-dir', {small!r}, '--out', {str(out)!r}, '--epochs', '100000', "
+            "'--batch-size', '16', '--model', 'mlp']))")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    try:
+        for line in p.stdout:   # wait for the first table row
+            if re.match(r"\s+1\s", line):
+                break
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        _, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, stderr
+    assert "interrupted" in stderr and "the last completed one" in stderr and "Traceback" not in stderr
+    epoch = T.load_checkpoint(out / "checkpoint.npz").epoch
+    assert epoch >= 1 and f"holds epoch {epoch}" in stderr
+
+
+# --------------------------------------------------------------------------- --check-torch
+
+def test_check_torch_agrees_in_float64(small, tmp_path, capsys):
+    pytest.importorskip("torch")
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run", "--epochs", 2,
+                                 "--model", "mlp", "--hidden", 32, "--dropout", 0.2, "--momentum", 0.9,
+                                 "--batch-size", 50, "--dtype", "float64", "--check-torch")
+    assert status == 0, stderr
+    assert "max|dloss|" in stdout and "max|dparam|" in stdout
+    found = re.search(r"largest differences over the run: loss (\S+), parameters (\S+)", stdout)
+    loss, params = map(float, found.groups())
+    assert loss < 1e-10 and params < 1e-10
+
+
+def test_check_torch_without_torch_says_so(small, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run", "--check-torch")
+    assert status == 2 and "--check-torch needs PyTorch" in one_line_error(stderr)
+
+
+def test_check_torch_cannot_resume(small, tmp_path, capsys):
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path, "--resume", "--check-torch")
+    assert status == 2 and "--check-torch" in one_line_error(stderr)
+
+
+# --------------------------------------------------------------------------- the study hook
+
+def test_study_hook(monkeypatch, capsys):
+    import importlib.util
+
+    has_studies = importlib.util.find_spec("npnet.studies.cli") is not None
+    choices = cli.build_parser()._subparsers._group_actions[0].choices
+    assert ("study" in choices) == has_studies
+
+    def broken(name):
+        raise RuntimeError("half-written module")
+
+    monkeypatch.setattr(cli.importlib, "import_module", broken)
+    if has_studies:   # a broken studies package never breaks train, and says what is wrong
+        assert "train" in cli.build_parser()._subparsers._group_actions[0].choices
+        status, _, stderr = run(capsys, "study", "anything")
+        assert status == 1 and "half-written module" in one_line_error(stderr)
+
+
+# --------------------------------------------------------------------------- real data
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """`npnet train` with every default, once, in a subprocess that reports its peak RSS."""
+    need_real_data()
+    out = tmp_path_factory.mktemp("default-run") / "out"
+    # Peak RSS from VmHWM: ru_maxrss of a child forked from this (large) pytest process
+    # would include the parent's pages copied at fork.
+    code = ("import re, sys; from npnet.cli import main; "
+            f"status = main(['train', '--out', {str(out)!r}]); "
+            "print('peak_kb', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+            "sys.exit(status)")
+    start = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+    wall = time.perf_counter() - start
+    assert p.returncode == 0, p.stderr
+    rows = read_metrics(out)
+    rss_mb = int(re.search(r"peak_kb (\d+)", p.stdout).group(1)) / 1024
+    return dict(out=out, rows=rows, stdout=p.stdout, rss_mb=rss_mb, wall=wall)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_default_run_matches_the_course(default_run):
+    rows = default_run["rows"]
+    assert ",".join(rows[0]) == HEADER and len(rows) == 11
+    epochs = [dict(zip(rows[0], map(float, r))) for r in rows[1:]]
+    assert abs(epochs[4]["train_loss"] - 0.4858) <= 0.01
+    for mine, (loss, train_acc, test_acc) in zip(epochs, COURSE):
+        assert abs(mine["train_loss"] - loss) < 0.01 and abs(mine["train_acc"] - train_acc) < 0.01
+        assert abs(mine["test_acc"] - test_acc) < 0.03   # the test accuracy wobbles from epoch to epoch
+    assert epochs[9]["test_acc"] >= 0.81
+    assert sorted(os.listdir(default_run["out"])) == [
+        "checkpoint.npz", "config.json", "curves.png", "metrics.csv", "predictions.png"]
+    assert default_run["rss_mb"] <= 200, f"peak RSS {default_run['rss_mb']:.0f} MB"
+
+
+def need_real_data():
+    if not os.path.isdir(REAL_DATA_DIR) and not os.environ.get("NPNET_DATA"):
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI is set but the Fashion-MNIST files are missing from {REAL_DATA_DIR}")
+        pytest.skip("Fashion-MNIST is not installed")
+
+
+@pytest.mark.realdata
+def test_npnet_data_finds_the_real_files():
+    need_real_data()
+    p = subprocess.run([sys.executable, "-m", "npnet", "data"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "Fashion-MNIST found in" in p.stdout and "60000 training and 10000 test images" in p.stdout
