@@ -130,14 +130,16 @@ def gradcheck(module, x, dy=None, *, target=None, eps=1e-6, rtol=1e-5, atol=1e-8
             flat[i] = old
             numeric.reshape(-1)[i] = (up - down) / (2 * eps)
         got = analytic.get(name)
-        if got is None:
+        # A missing gradient, or one of the wrong shape (which would broadcast silently), fails outright.
+        if got is None or np.shape(got) != numeric.shape:
             result.ok = False
             result.failed.append(name)
             result.max_abs[name] = result.max_rel[name] = float("inf")
             continue
         err = np.abs(np.asarray(got, np.float64) - numeric)
         result.max_abs[name] = float(err.max(initial=0.0))
-        result.max_rel[name] = float((err / np.maximum(np.abs(numeric), atol)).max(initial=0.0))
+        floor = max(atol, np.finfo(np.float64).tiny)  # atol may be 0; never divide by 0
+        result.max_rel[name] = float((err / np.maximum(np.abs(numeric), floor)).max(initial=0.0))
         if not np.all(err <= atol + rtol * np.abs(numeric)):
             result.ok = False
             result.failed.append(name)

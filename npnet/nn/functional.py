@@ -90,6 +90,7 @@ def linear_backward(dY, X, W, *, need_dX=True, need_db=True):
 
 def relu(X):
     """``max(X, 0)`` elementwise."""
+    X = V.float_array(X, "input")
     return np.maximum(X, 0, dtype=X.dtype)
 
 
@@ -100,6 +101,7 @@ def relu_backward(dY, X):
 
 def leaky_relu(X, negative_slope=0.01):
     """``X`` where X > 0, else ``negative_slope * X``."""
+    X = V.float_array(X, "input")
     return np.where(X > 0, X, X * X.dtype.type(negative_slope))
 
 
@@ -114,6 +116,7 @@ def sigmoid(X):
     For X >= 0 it evaluates 1 / (1 + e^-X); for X < 0 the equal form e^X / (1 + e^X),
     so the exponential never exceeds 1 and tiny outputs keep their relative precision.
     """
+    X = V.float_array(X, "input")
     E = np.exp(-np.abs(X))
     return np.where(X >= 0, 1 / (1 + E), E / (1 + E)).astype(X.dtype, copy=False)
 
@@ -125,7 +128,7 @@ def sigmoid_backward(dY, Y):
 
 def tanh(X):
     """Hyperbolic tangent."""
-    return np.tanh(X)
+    return np.tanh(V.float_array(X, "input"))
 
 
 def tanh_backward(dY, Y):
@@ -143,6 +146,8 @@ def softmax(X, axis=-1):
     """
     X = V.float_array(X, "input")
     axis = _axis(axis, X.ndim)
+    if X.shape[axis] == 0:
+        return X.copy()  # nothing to normalize (np.max would refuse the empty axis)
     E = X - X.max(axis=axis, keepdims=True)
     np.exp(E, out=E)
     E /= E.sum(axis=axis, keepdims=True)
@@ -161,6 +166,8 @@ def log_softmax(X, axis=-1):
     """``X - max - log(sum(exp(X - max)))`` along ``axis`` (the log-sum-exp trick)."""
     X = V.float_array(X, "input")
     axis = _axis(axis, X.ndim)
+    if X.shape[axis] == 0:
+        return X.copy()
     Z = X - X.max(axis=axis, keepdims=True)
     Z -= np.log(np.exp(Z).sum(axis=axis, keepdims=True))
     return Z
@@ -195,6 +202,9 @@ def dropout_mask(shape, p, rng, dtype=np.float32):
 
 def dropout(X, mask):
     """Y = X * mask, with ``mask`` from :func:`dropout_mask` (already scaled by 1 / (1 - p))."""
+    V.float_array(X, "input")
+    V.same_shape(mask, "mask", X.shape)
+    V.same_dtype(mask, "mask", X.dtype)
     return X * mask
 
 
@@ -349,21 +359,24 @@ class _CrossEntropy:
         moved = self.shape[:1] + self.shape[2:] + self.shape[1:2]
         return np.ascontiguousarray(np.moveaxis(R.reshape(moved), -1, 1))
 
+    def _row_weight(self):
+        """w[t_i] per row (1 without weights), 0 for ignored rows, shape (M,)."""
+        wt = np.ones(self.t.shape[0], self.dtype) if self.weight is None else self.weight[self.t]
+        return np.where(self.keep, wt, 0).astype(self.dtype, copy=False)
+
     def _target_dist(self):
         """T (M, C): the distribution each row's loss pulls toward, weights included,
         and the denominator of the "mean" reduction."""
         w = self.weight
-        M = self.keep.shape[0] if not self.probs_target else self.P.shape[0]
         if self.probs_target:
             T = self.P if self.eps == 0 else self.P * self.dtype.type(1 - self.eps) + self.dtype.type(self.eps / self.C)
             if w is not None:
                 T = T * w
-            return T, self.dtype.type(M)
+            return T, self.dtype.type(self.P.shape[0])
+        M = self.t.shape[0]
+        wt = self._row_weight()
         T = np.zeros((M, self.C), self.dtype)
-        rows = np.arange(M)
-        wt = np.ones(M, self.dtype) if w is None else w[self.t]
-        wt = np.where(self.keep, wt, 0).astype(self.dtype, copy=False)
-        T[rows, self.t] = wt * self.dtype.type(1 - self.eps)
+        T[np.arange(M), self.t] = wt * self.dtype.type(1 - self.eps)
         if self.eps:
             smooth = (np.ones(self.C, self.dtype) if w is None else w) * self.dtype.type(self.eps / self.C)
             T += np.where(self.keep[:, None], smooth, 0).astype(self.dtype, copy=False)
@@ -373,10 +386,8 @@ class _CrossEntropy:
         L = self._rows(log_probs)
         if not self.probs_target and self.eps == 0:
             # The common case: gather one log-probability per row, no (M, C) temporary.
-            M = L.shape[0]
-            wt = np.ones(M, self.dtype) if self.weight is None else self.weight[self.t]
-            wt = np.where(self.keep, wt, 0).astype(self.dtype, copy=False)
-            per_row = -L[np.arange(M), self.t] * wt
+            wt = self._row_weight()
+            per_row = -L[np.arange(L.shape[0]), self.t] * wt
             denom = wt.sum(dtype=self.dtype)
         else:
             T, denom = self._target_dist()
@@ -395,48 +406,50 @@ class _CrossEntropy:
             return np.asarray(total / denom, self.dtype)  # 0 / 0 = nan when everything is ignored, as torch
 
     def _scale(self, dloss, denom):
-        """Per-row factor d(reduced loss)/d(row loss) times the upstream gradient, shape (M, 1)."""
-        if dloss is None:
-            dloss = np.ones(self.batch_shape if self.reduction == "none" else (), self.dtype)
-        dloss = V.float_array(dloss, "dloss")
-        expected = self.batch_shape if self.reduction == "none" else ()
-        V.same_shape(dloss, "dloss", expected)
-        V.same_dtype(dloss, "dloss", self.dtype)
+        """Per-row factor d(reduced loss)/d(row loss) times the upstream gradient:
+        shape (M, 1), or a 0-d array when it is the same for every row."""
+        dloss = _upstream_of_loss(dloss, self.batch_shape if self.reduction == "none" else (), self.dtype)
         if self.reduction == "none":
-            return dloss.reshape(-1, 1)
-        if self.reduction == "sum":
-            return dloss
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (dloss / denom).astype(self.dtype, copy=False)
+            scale = dloss.reshape(-1, 1)
+        elif self.reduction == "sum":
+            scale = dloss
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = (dloss / denom).astype(self.dtype, copy=False)
+        if not self.probs_target:
+            # An ignored row gets exactly 0, even when "mean" divides by a zero total
+            # weight (every target ignored): torch's gradient is 0 there, not 0 * inf.
+            scale = np.where(self.keep[:, None], scale, self.dtype.type(0))
+        return scale
 
     def backward(self, dloss, log_probs):
         """Fused gradient with respect to the logits: scale * (p * S - T)."""
         L = self._rows(log_probs)
         if not self.probs_target and self.eps == 0 and self.weight is None:
             # softmax - onehot, written into the softmax's own buffer.
-            M = L.shape[0]
             scale = self._scale(dloss, self.dtype.type(self.keep.sum()))
             G = np.exp(L)
-            rows = np.arange(M)
-            G[rows, self.t] -= 1
-            if not self.keep.all():
-                G[~self.keep] = 0
-            G *= scale
+            G[np.arange(L.shape[0]), self.t] -= 1
         else:
             T, denom = self._target_dist()
             scale = self._scale(dloss, denom)
             G = np.exp(L)
             G *= T.sum(axis=1, keepdims=True)
             G -= T
-            G *= scale
+        with np.errstate(invalid="ignore"):
+            G *= scale  # 0 * inf = nan only where torch gives nan too: a kept row of zero weight under a zero total
         return self._unrows(G.astype(self.dtype, copy=False))
 
     def target_grad(self, dloss, log_probs):
-        """NLL gradient with respect to the log-probabilities: -scale * T."""
-        T, denom = self._target_dist()
-        scale = self._scale(dloss, denom)
-        G = -T * scale
-        return self._unrows(G.astype(self.dtype, copy=False))
+        """NLL gradient with respect to the log-probabilities: -w[t_i] * scale_i at
+        each row's target class, 0 elsewhere."""
+        wt = self._row_weight()
+        scale = self._scale(dloss, wt.sum(dtype=self.dtype))
+        M = wt.shape[0]
+        G = np.zeros((M, self.C), self.dtype)
+        with np.errstate(invalid="ignore"):
+            G[np.arange(M), self.t] = -wt * np.broadcast_to(scale, (M, 1))[:, 0]
+        return self._unrows(G)
 
 
 def mse_loss(X, target, *, reduction="mean"):
@@ -459,14 +472,23 @@ def mse_loss(X, target, *, reduction="mean"):
 def mse_loss_backward(dloss, X, target, *, reduction="mean"):
     """dX = 2 (X - target) * dloss, divided by the element count under "mean"."""
     _check_mse(X, target, reduction)
-    if dloss is None:
-        dloss = np.ones(X.shape if reduction == "none" else (), X.dtype)
-    dloss = V.float_array(dloss, "dloss")
-    V.same_shape(dloss, "dloss", X.shape if reduction == "none" else ())
-    V.same_dtype(dloss, "dloss", X.dtype)
+    dloss = _upstream_of_loss(dloss, X.shape if reduction == "none" else (), X.dtype)
     dX = X - target
     dX *= 2 * dloss if reduction != "mean" else (2 * dloss / X.dtype.type(max(X.size, 1))).astype(X.dtype)
     return dX
+
+
+def _upstream_of_loss(dloss, shape, dtype):
+    """A loss's upstream gradient as an array of ``shape`` and ``dtype``: None means 1,
+    and a NumPy float scalar (what arithmetic on a 0-d array returns) counts as 0-d."""
+    if dloss is None:
+        return np.ones(shape, dtype)
+    if isinstance(dloss, np.floating):
+        dloss = np.asarray(dloss)
+    V.float_array(dloss, "dloss")
+    V.same_shape(dloss, "dloss", shape)
+    V.same_dtype(dloss, "dloss", dtype)
+    return dloss
 
 
 def _check_mse(X, target, reduction):

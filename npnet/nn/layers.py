@@ -459,6 +459,7 @@ class Sequential(Module):
                     break
             return dY, grads
 
+        backward.children = tuple(backwards)  # each child's closure (a Dropout's has .mask), for the reference
         return Y, backward
 
     def __call__(self, X):

@@ -1,0 +1,321 @@
+"""The pure kernels of npnet.nn.functional.
+
+Each kernel is checked against torch.nn.functional directly, and bit for bit
+against the layer or loss built on it (which test_layers / test_losses compare
+with torch autograd under dtype-derived tolerances). Then the properties that
+need no torch: softmax sums to 1 and ignores shifts, cross-entropy is never
+negative, inputs are never modified (read-only and non-contiguous ones work),
+dtypes are kept.
+
+torch runs on one thread here (the torch_one_thread fixture).
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import npnet.nn.functional as F
+from npnet import nn
+from reference import tolerance
+from strategies import (  # noqa: F401  (torch_one_thread is a fixture)
+    assert_close, batch_shape, ce_cases, class_axis, dtypes, float_arrays, frozen_strided, leading_dims,
+    negative_slopes, shapes, sizes, torch_one_thread, upstream,
+)
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+TF = torch.nn.functional
+
+
+def _torch_grad(fn, x, dy, *others):
+    """torch's output and input gradient of ``fn(x, *others)`` for upstream ``dy``."""
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    y = fn(xt, *others)
+    y.backward(torch.from_numpy(dy.copy()))
+    return y.detach().numpy(), xt.grad.numpy()
+
+
+# ------------------------------------------------------- elementwise and softmax kernels
+
+ELEMENTWISE = {
+    "relu": (F.relu, F.relu_backward, torch.relu, "x"),
+    "sigmoid": (F.sigmoid, F.sigmoid_backward, torch.sigmoid, "y"),
+    "tanh": (F.tanh, F.tanh_backward, torch.tanh, "y"),
+}
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+@given(data=st.data())
+def test_elementwise_kernels_match_torch(name, data):
+    fwd, bwd, tfn, reads = ELEMENTWISE[name]
+    dtype, shape = data.draw(dtypes), data.draw(shapes())
+    x, dy = data.draw(float_arrays(shape, dtype)), data.draw(upstream(shape, dtype))
+    y = fwd(x)
+    dx = bwd(dy, x if reads == "x" else y)
+    y_ref, dx_ref = _torch_grad(tfn, x, dy)
+    assert y.dtype == dx.dtype == dtype
+    assert_close(y, y_ref, dtype, scale=max(float(np.abs(y_ref).max()), np.finfo(dtype).tiny))
+    # the backward reads y, which carries forward rounding: the gradient's scale is |dy|
+    assert_close(dx, dx_ref, dtype, scale=max(float(np.abs(dy).max()), np.finfo(dtype).tiny))
+
+
+@given(data=st.data())
+def test_leaky_relu_kernel_matches_torch(data):
+    dtype, shape, slope = data.draw(dtypes), data.draw(shapes()), data.draw(negative_slopes)
+    x, dy = data.draw(float_arrays(shape, dtype)), data.draw(upstream(shape, dtype))
+    y_ref, dx_ref = _torch_grad(lambda t: TF.leaky_relu(t, slope), x, dy)
+    assert_close(F.leaky_relu(x, slope), y_ref, dtype, scale=float(np.abs(x).max()) + 1e-30)
+    assert_close(F.leaky_relu_backward(dy, x, slope), dx_ref, dtype, scale=float(np.abs(dy).max()) * max(1, abs(slope)))
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@given(data=st.data())
+def test_softmax_kernels_match_torch_and_the_layers(log, data):
+    dtype, shape = data.draw(dtypes), data.draw(shapes())
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x, dy = data.draw(float_arrays(shape, dtype)), data.draw(upstream(shape, dtype))
+    fwd, bwd = (F.log_softmax, F.log_softmax_backward) if log else (F.softmax, F.softmax_backward)
+    y = fwd(x, axis)
+    dx = bwd(dy, y, axis)
+    y_ref, dx_ref = _torch_grad((torch.log_softmax if log else torch.softmax), x, dy, axis)
+    K = shape[axis]
+    assert_close(y, y_ref, dtype, K, scale=float(np.abs(y_ref).max()) + np.finfo(dtype).tiny)
+    assert_close(dx, dx_ref, dtype, K, scale=float(np.abs(dy).max()) * 2)
+    layer_y, layer_backward = (nn.LogSoftmax if log else nn.Softmax)(axis).forward(x)
+    np.testing.assert_array_equal(layer_y, y)
+    np.testing.assert_array_equal(layer_backward(dy)[0], dx)
+
+
+# ------------------------------------------------------------------------------ linear
+
+@given(data=st.data())
+def test_linear_kernels_match_torch(data):
+    dtype = data.draw(dtypes)
+    lead, i, o = data.draw(leading_dims(max_dims=3)), data.draw(sizes), data.draw(sizes)
+    X = data.draw(float_arrays(lead + (i,), dtype))
+    W = data.draw(float_arrays((o, i), dtype, big=30.0))
+    b = data.draw(st.none() | float_arrays((o,), dtype, big=30.0))
+    dY = data.draw(upstream(lead + (o,), dtype))
+    Y = F.linear(X, W, b)
+    dX, dW, db = F.linear_backward(dY, X, W, need_db=b is not None)
+    Xt, Wt = torch.from_numpy(X.copy()).requires_grad_(), torch.from_numpy(W.copy()).requires_grad_()
+    bt = None if b is None else torch.from_numpy(b.copy()).requires_grad_()
+    Yt = TF.linear(Xt, Wt, bt)
+    Yt.backward(torch.from_numpy(dY.copy()))
+    rows = max(X.size // i, 1)
+    aX, aW, adY = np.abs(X).astype(float), np.abs(W).astype(float), np.abs(dY).astype(float)
+    # each quantity against the size of the terms it sums
+    assert_close(Y, Yt.detach().numpy(), dtype, i + 1, scale=float((aX @ aW.T).max()) + (0 if b is None else float(np.abs(b).max())) + 1e-30)
+    assert_close(dX, Xt.grad.numpy(), dtype, o, scale=float((adY @ aW).max()) + 1e-30)
+    assert_close(dW, Wt.grad.numpy(), dtype, rows, scale=float((adY.reshape(-1, o).T @ aX.reshape(-1, i)).max()) + 1e-30)
+    if b is not None:
+        assert_close(db, bt.grad.numpy(), dtype, rows, scale=float(adY.reshape(-1, o).sum(0).max()))
+    else:
+        assert db is None
+    assert Y.dtype == dX.dtype == dW.dtype == dtype
+    none_dX, dW2, _ = F.linear_backward(dY, X, W, need_dX=False)
+    assert none_dX is None
+    np.testing.assert_array_equal(dW2, dW)
+
+
+# ----------------------------------------------------------------------------- dropout
+
+@given(p=st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0.0, 1.0), seed=st.integers(0, 99), dtype=dtypes)
+def test_dropout_mask_values_and_replay(p, seed, dtype):
+    mask = F.dropout_mask((50, 40), p, np.random.default_rng(seed), dtype)
+    assert mask.dtype == dtype
+    if p == 1:
+        assert not mask.any()
+    else:
+        assert set(np.unique(mask).tolist()) <= {0.0, float(dtype(1 / (1 - p)))}
+    np.testing.assert_array_equal(F.dropout_mask((50, 40), p, np.random.default_rng(seed), dtype), mask)
+    x = np.random.default_rng(seed + 1).standard_normal(mask.shape).astype(dtype)
+    np.testing.assert_array_equal(F.dropout(x, mask), x * mask)
+    np.testing.assert_array_equal(F.dropout_backward(x, mask), x * mask)
+
+
+def test_dropout_mask_keeps_about_one_minus_p_and_leaves_global_state_alone():
+    state = np.random.get_state()[1].copy()
+    mask = F.dropout_mask((200, 500), 0.3, np.random.default_rng(0), np.float64)
+    kept = (mask > 0).mean()
+    assert abs(kept - 0.7) < 5 * np.sqrt(0.21 / mask.size)
+    assert abs(mask.mean() - 1.0) < 0.01          # inverted dropout keeps the expectation
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+# ------------------------------------------------------------------------------ losses
+
+@given(data=st.data())
+def test_cross_entropy_kernels_equal_the_loss_module_and_torch(data):
+    dtype = data.draw(dtypes)
+    kw, logits, target = data.draw(ce_cases(dtype))
+    dloss = data.draw(upstream(batch_shape(logits.shape) if kw["reduction"] == "none" else (), dtype))
+    value = F.cross_entropy(logits, target, **kw)
+    grad = F.cross_entropy_backward(dloss, logits, target, **kw)
+    grad_reuse = F.cross_entropy_backward(dloss, logits, target, **kw,
+                                          log_probs=F.log_softmax(logits, axis=class_axis(logits.shape)))
+    m_value, m_backward = nn.CrossEntropyLoss(**kw).forward(logits, target)
+    np.testing.assert_array_equal(value, m_value)
+    np.testing.assert_array_equal(grad, m_backward(dloss))
+    np.testing.assert_array_equal(grad_reuse, grad)
+    assert value.dtype == grad.dtype == dtype and grad.shape == logits.shape
+    assert np.all((value >= 0) | np.isnan(value))
+    # and torch directly, in float64, at 1e-12 of a plain scale (test_losses does the
+    # dtype-derived comparison): the loss's terms are all >= 0, so |loss| is its scale, and
+    # the gradient is at most |dloss| * max(weight) * sum|target row| per entry
+    if dtype == np.float64:
+        tkw = dict(kw, weight=None if kw.get("weight") is None else torch.from_numpy(kw["weight"]))
+        t = torch.from_numpy(target.astype(np.int64) if target.dtype.kind in "iu" else target)
+        ref, ref_grad = _torch_grad(lambda x: TF.cross_entropy(x, t, **tkw), logits, dloss)
+        np.testing.assert_allclose(value, ref, rtol=1e-12, atol=1e-12)
+        rows = np.abs(target).sum(axis=class_axis(target.shape)).max(initial=1.0) if target.dtype.kind == "f" else 1.0
+        g_scale = float(np.abs(dloss).max()) * float(np.max(kw.get("weight", 1.0))) * max(1.0, rows)
+        np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-12 * g_scale)
+
+
+@given(data=st.data())
+def test_nll_kernels_equal_the_loss_module(data):
+    dtype = data.draw(dtypes)
+    kw, log_probs, target = data.draw(ce_cases(dtype, nll=True))
+    dloss = data.draw(upstream(batch_shape(log_probs.shape) if kw["reduction"] == "none" else (), dtype))
+    m_value, m_backward = nn.NLLLoss(**kw).forward(log_probs, target)
+    np.testing.assert_array_equal(F.nll_loss(log_probs, target, **kw), m_value)
+    np.testing.assert_array_equal(F.nll_loss_backward(dloss, log_probs, target, **kw), m_backward(dloss))
+
+
+@given(data=st.data())
+def test_mse_kernels_equal_the_loss_module_and_torch(data):
+    dtype, shape = data.draw(dtypes), data.draw(shapes())
+    reduction = data.draw(st.sampled_from(["mean", "sum", "none"]))
+    x, t = data.draw(float_arrays(shape, dtype)), data.draw(float_arrays(shape, dtype))
+    dloss = data.draw(upstream(shape if reduction == "none" else (), dtype))
+    value = F.mse_loss(x, t, reduction=reduction)
+    grad = F.mse_loss_backward(dloss, x, t, reduction=reduction)
+    m_value, m_backward = nn.MSELoss(reduction).forward(x, t)
+    np.testing.assert_array_equal(value, m_value)
+    np.testing.assert_array_equal(grad, m_backward(dloss))
+    ref, ref_grad = _torch_grad(lambda a: TF.mse_loss(a, torch.from_numpy(t), reduction=reduction), x, dloss)
+    d2 = (x.astype(float) - t) ** 2
+    n = x.size if reduction != "none" else 1
+    assert_close(value, ref, dtype, n, scale=float(d2.sum() / (x.size if reduction == "mean" else 1)) + 1e-30)
+    assert_close(grad, ref_grad, dtype, 1, scale=float(np.abs(ref_grad).max()) + 1e-30)
+
+
+# ------------------------------------------------------------ properties without torch
+
+@given(data=st.data())
+def test_softmax_rows_sum_to_one(data):
+    dtype, shape = data.draw(dtypes), data.draw(shapes())
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = data.draw(float_arrays(shape, dtype))
+    y = F.softmax(x, axis)
+    assert np.all(y >= 0) and np.all(y <= 1)
+    assert_close(y.sum(axis=axis, dtype=np.float64), np.ones(y.sum(axis=axis).shape), dtype, 4 * shape[axis])
+    assert_close(np.exp(F.log_softmax(x, axis).astype(np.float64)).sum(axis=axis),
+                 np.ones(y.sum(axis=axis).shape), dtype, 4 * shape[axis])
+
+
+@pytest.mark.parametrize("fn", [F.softmax, F.log_softmax], ids=["softmax", "log_softmax"])
+@given(data=st.data())
+def test_softmax_is_shift_invariant(fn, data):
+    """On a grid of eighths and integer shifts, x + c is exact: the answers are bit-identical."""
+    dtype, shape = data.draw(dtypes), data.draw(shapes())
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = np.round(data.draw(float_arrays(shape, np.float64, big=False, scales=(1.0, 30.0))) * 8) / 8
+    c = np.float64(data.draw(st.integers(-1000, 1000)))
+    x = x.astype(dtype)
+    np.testing.assert_array_equal(fn(x + dtype(c), axis), fn(x, axis))
+    # any shift, along the axis only: equal up to the rounding of x + c
+    shift = data.draw(float_arrays(np.take(x, [0], axis=axis).shape, dtype, zeros=False, big=False))
+    scale = float(np.abs(x).max() + np.abs(shift).max()) + 1
+    assert_close(fn(x + shift, axis), fn(x, axis), dtype, shape[axis], scale=scale)
+
+
+def test_softmax_backward_of_a_constant_upstream_gradient_is_zero():
+    # the rows of the softmax Jacobian sum to 0: a backward that forgets "- sum(dY * Y)" fails here
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    y = F.softmax(x)
+    np.testing.assert_allclose(F.softmax_backward(np.full_like(y, 2.5), y), 0, atol=1e-15)
+    z = F.log_softmax(x)
+    dy = np.random.default_rng(1).standard_normal(z.shape)
+    np.testing.assert_allclose(F.log_softmax_backward(dy, z).sum(axis=-1), 0, atol=1e-14)
+
+
+KERNELS = {
+    "linear": lambda x: (F.linear(x, np.ones((2, x.shape[-1]), x.dtype), np.ones(2, x.dtype)),),
+    "linear_backward": lambda x: F.linear_backward(x, x, np.ones((x.shape[-1], x.shape[-1]), x.dtype))[:2],
+    "relu": lambda x: (F.relu(x), F.relu_backward(x, x)),
+    "leaky_relu": lambda x: (F.leaky_relu(x, 0.1), F.leaky_relu_backward(x, x, 0.1)),
+    "sigmoid": lambda x: (F.sigmoid(x), F.sigmoid_backward(x, x)),
+    "tanh": lambda x: (F.tanh(x), F.tanh_backward(x, x)),
+    "softmax": lambda x: (F.softmax(x, 0), F.softmax_backward(x, x, 0)),
+    "log_softmax": lambda x: (F.log_softmax(x, 1), F.log_softmax_backward(x, x, 1)),
+    "dropout": lambda x: (F.dropout(x, np.full_like(x, 2)), F.dropout_backward(x, np.full_like(x, 2))),
+    "cross_entropy": lambda x: (F.cross_entropy(x, np.zeros(x.shape[:1] + x.shape[2:], np.int64), label_smoothing=0.1),
+                                F.cross_entropy_backward(None, x, np.zeros(x.shape[:1] + x.shape[2:], np.int64))),
+    "cross_entropy_probs": lambda x: (F.cross_entropy(x, np.abs(x)), F.cross_entropy_backward(None, x, np.abs(x))),
+    "nll_loss": lambda x: (F.nll_loss(x, np.zeros(x.shape[:1] + x.shape[2:], np.int64)),
+                           F.nll_loss_backward(None, x, np.zeros(x.shape[:1] + x.shape[2:], np.int64))),
+    "mse_loss": lambda x: (F.mse_loss(x, x[::-1].copy()), F.mse_loss_backward(None, x, x[::-1].copy())),
+}
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@given(dtype=dtypes, shape=shapes(min_dims=2, max_dims=3), seed=st.integers(0, 9))
+def test_kernels_keep_dtype_and_leave_read_only_strided_inputs_alone(name, dtype, shape, seed):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    frozen = frozen_strided(x)
+    out = KERNELS[name](frozen)
+    np.testing.assert_array_equal(frozen, x)
+    for a in out:
+        assert a.dtype == dtype
+    for a, b in zip(out, KERNELS[name](x.copy())):
+        np.testing.assert_allclose(a, b, rtol=tolerance(dtype, 64), atol=tolerance(dtype, 64))
+
+
+# ------------------------------------------------------------------------ bad input
+
+@pytest.mark.parametrize("fn", [F.relu, F.sigmoid, F.tanh, F.softmax, F.log_softmax, lambda a: F.leaky_relu(a, 0.1)],
+                         ids=["relu", "sigmoid", "tanh", "softmax", "log_softmax", "leaky_relu"])
+@pytest.mark.parametrize("dtype", [np.int64, bool], ids=["int", "bool"])
+def test_kernels_refuse_integer_and_boolean_arrays(fn, dtype):
+    with pytest.raises(TypeError, match=r"input must have dtype float32 or float64, got (int64|bool)"):
+        fn(np.ones((2, 3), dtype))
+
+
+def test_linear_kernel_names_the_mismatch():
+    with pytest.raises(ValueError, match=r"input has 3 features on its last axis but weight expects 4: "
+                                         r"input shape \(2, 3\), weight shape \(5, 4\)"):
+        F.linear(np.zeros((2, 3)), np.zeros((5, 4)))
+    with pytest.raises(TypeError, match=r"weight must have dtype float64 to match the input, got float32"):
+        F.linear(np.zeros((2, 4)), np.zeros((5, 4), np.float32))
+    with pytest.raises(ValueError, match=r"bias must have shape \(5,\), got \(4,\)"):
+        F.linear(np.zeros((2, 4)), np.zeros((5, 4)), np.zeros(4))
+
+
+def test_dropout_kernel_checks_the_mask():
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 3\), got \(3,\)"):
+        F.dropout(np.zeros((2, 3)), np.ones(3))
+    with pytest.raises(TypeError, match=r"mask must have dtype float64"):
+        F.dropout(np.zeros((2, 3)), np.ones((2, 3), np.float32))
+
+
+def test_cross_entropy_kernel_errors():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"class index 3 outside \[0, 3\)"):
+        F.cross_entropy(x, np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"class index 7 outside \[0, 3\)"):
+        F.cross_entropy_backward(None, x, np.array([7, 0]))
+    with pytest.raises(ValueError, match=r"must have shape \(2,\) for input of shape \(2, 3\), got \(2, 1\)"):
+        F.nll_loss(x, np.zeros((2, 1), np.int64))
+    with pytest.raises(ValueError, match=r"class probabilities must have the input's shape \(2, 3\), got \(3, 2\)"):
+        F.cross_entropy(x, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"at least one class on axis 1"):
+        F.cross_entropy(np.zeros((2, 0)), np.zeros(2, np.int64))
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 0), -1), ((0, 3), 0), ((0, 3), -1)])
+def test_softmax_of_an_empty_axis_is_empty_as_in_torch(shape, axis):
+    for fn, tfn in [(F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)]:
+        y = fn(np.zeros(shape, np.float32), axis)
+        assert y.shape == tuple(tfn(torch.zeros(shape), axis).shape) and y.dtype == np.float32

@@ -1,0 +1,275 @@
+"""Layers against torch autograd (through reference.compare) and their contract:
+inputs untouched, dtype kept, backward repeatable, forwards independent, need_dx.
+
+torch runs on one thread here (the torch_one_thread fixture): the tensors are
+tiny and a thread pool only adds wake-up latency.
+"""
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from npnet import nn
+from reference import compare
+from strategies import (  # noqa: F401  (torch_one_thread is a fixture)
+    activations, dtypes, float_arrays, frozen_strided, leading_dims, linears, mlps, shapes, sizes,
+    torch_one_thread, upstream,
+)
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def check(module, x, dy, dtype, **kw):
+    result = compare(module, x, dy, dtype=dtype, **kw)
+    assert result.ok, str(result)
+    return result
+
+
+# ------------------------------------------------------------------- against torch
+
+@given(st.data())
+def test_linear_matches_torch(data):
+    dtype = data.draw(dtypes)
+    lead, i, o = data.draw(leading_dims(max_dims=3)), data.draw(sizes), data.draw(sizes)
+    x = data.draw(float_arrays(lead + (i,), dtype))
+    check(data.draw(linears(i, o)), x, data.draw(upstream(lead + (o,), dtype)), dtype)
+
+
+@given(st.data())
+def test_activations_match_torch(data):
+    dtype = data.draw(dtypes)
+    shape = data.draw(shapes())
+    module = data.draw(activations(len(shape)))
+    check(module, data.draw(float_arrays(shape, dtype)), data.draw(upstream(shape, dtype)), dtype)
+
+
+@given(st.data())
+def test_flatten_matches_torch(data):
+    dtype = data.draw(dtypes)
+    shape = data.draw(shapes(max_dims=4))
+    n = len(shape)
+    start = data.draw(st.integers(-n, n - 1))
+    end = data.draw(st.integers(start % n, n - 1)) - data.draw(st.sampled_from([0, n]))
+    module = nn.Flatten(start, end)
+    out_shape = module(np.zeros(shape)).shape
+    check(module, data.draw(float_arrays(shape, dtype)), data.draw(upstream(out_shape, dtype)), dtype)
+
+
+@given(st.data())
+def test_dropout_matches_torch_with_the_same_mask(data):
+    dtype = data.draw(dtypes)
+    shape = data.draw(shapes())
+    p = data.draw(st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0.0, 1.0))
+    train = data.draw(st.booleans())
+    module = nn.Dropout(p, rng=np.random.default_rng(data.draw(st.integers(0, 99))))
+    check(module, data.draw(float_arrays(shape, dtype)), data.draw(upstream(shape, dtype)), dtype, train=train)
+
+
+@given(st.data())
+def test_sequential_mlp_matches_torch(data):
+    dtype = data.draw(dtypes)
+    n, in_shape, out = data.draw(sizes), data.draw(shapes(max_dims=2, max_side=4)), data.draw(sizes)
+    net = data.draw(mlps(in_shape, out))
+    x = data.draw(float_arrays((n,) + in_shape, dtype))
+    check(net, x, data.draw(upstream((n, out), dtype)), dtype, train=data.draw(st.booleans()))
+
+
+def test_relu_gradient_at_exactly_zero_is_zero():
+    x = np.array([-1.0, 0.0, -0.0, 2.0])
+    _, backward = nn.ReLU().forward(x)
+    dx, _ = backward(np.array([3.0, 5.0, 7.0, 11.0]))
+    np.testing.assert_array_equal(dx, [0.0, 0.0, 0.0, 11.0])
+    check(nn.ReLU(), x, np.array([3.0, 5.0, 7.0, 11.0]), np.float64)
+
+
+# --------------------------------------------------------------------- the contract
+
+def _modules(dtype):
+    r = np.random.default_rng(0)
+    return [
+        nn.Linear(5, 3, rng=r, dtype=dtype), nn.Linear(5, 3, bias=False, rng=r, dtype=dtype), nn.ReLU(),
+        nn.LeakyReLU(0.2), nn.Sigmoid(), nn.Tanh(), nn.Softmax(), nn.Softmax(axis=0), nn.LogSoftmax(),
+        nn.LogSoftmax(axis=0), nn.Flatten(0), nn.Dropout(0.4, rng=r),
+        nn.Sequential(nn.Linear(5, 4, rng=r, dtype=dtype), nn.ReLU(), nn.Dropout(0.3, rng=r),
+                      nn.Linear(4, 3, rng=r, dtype=dtype)),
+    ]
+
+
+ALL = [type(m).__name__ + str(i) for i, m in enumerate(_modules(np.float64))]
+
+
+def _run(module, x, dy):
+    y, backward = module.forward(x)
+    dx, grads = backward(dy)
+    return y, dx, grads, backward
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index", range(len(ALL)), ids=ALL)
+def test_inputs_unchanged_dtype_kept_backward_repeatable(index, dtype):
+    module = _modules(dtype)[index]
+    r = np.random.default_rng(1)
+    x = r.standard_normal((4, 5)).astype(dtype)
+    y, _ = module.forward(x.copy())
+    dy = r.standard_normal(y.shape).astype(dtype)
+    x0, dy0 = x.copy(), dy.copy()
+    params0 = {k: v.copy() for k, v in module.params.items()}
+    y, dx, grads, backward = _run(module, x, dy)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(dy, dy0)
+    for k, v in module.params.items():
+        np.testing.assert_array_equal(v, params0[k])
+    assert y.dtype == dtype and dx.dtype == dtype
+    assert all(g.dtype == dtype for g in grads.values())
+    assert set(grads) == set(module.params)
+    dx2, grads2 = backward(dy)
+    np.testing.assert_array_equal(dx2, dx)
+    for k in grads:
+        np.testing.assert_array_equal(grads2[k], grads[k])
+    np.testing.assert_array_equal(dy, dy0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index", range(len(ALL)), ids=ALL)
+def test_read_only_and_non_contiguous_inputs(index, dtype):
+    module = _modules(dtype)[index]
+    r = np.random.default_rng(2)
+    x = r.standard_normal((4, 5)).astype(dtype)
+    y, backward = module.forward(frozen_strided(x), train=False)   # no mask: comparable below
+    dy = r.standard_normal(y.shape).astype(dtype)
+    dx, grads = backward(frozen_strided(dy))
+    y_ref, backward_ref = module.forward(x.copy(), train=False)
+    dx_ref, grads_ref = backward_ref(dy.copy())
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(y, y_ref, **tol)
+    np.testing.assert_allclose(dx, dx_ref, **tol)
+    for k in grads_ref:
+        np.testing.assert_allclose(grads[k], grads_ref[k], **tol)
+    # the transpose of a C array is non-contiguous too, and a frozen one must also work with Dropout on
+    xt = np.ascontiguousarray(x.T).T
+    xt.flags.writeable = False
+    y, backward = module.forward(xt)
+    backward(np.ones_like(y) * 0.5 + r.standard_normal(y.shape).astype(dtype))
+
+
+@pytest.mark.parametrize("index", range(len(ALL)), ids=ALL)
+def test_two_forwards_in_flight_do_not_disturb_each_other(index):
+    module = _modules(np.float64)[index]
+    alone = copy.deepcopy(module)   # same weights and generator state: draws the same masks in turn
+    r = np.random.default_rng(3)
+    x1, x2 = r.standard_normal((4, 5)), 3 * r.standard_normal((4, 5))
+    y1, b1 = module.forward(x1)
+    y2, b2 = module.forward(x2)
+    dy1, dy2 = r.standard_normal(y1.shape), r.standard_normal(y2.shape)
+    dx2, g2 = b2(dy2)          # the later closure first
+    dx1, g1 = b1(dy1)
+    for x, dy, y, dx, g in [(x1, dy1, y1, dx1, g1), (x2, dy2, y2, dx2, g2)]:
+        y_alone, b_alone = alone.forward(x)
+        dx_alone, g_alone = b_alone(dy)
+        np.testing.assert_array_equal(y, y_alone)
+        np.testing.assert_array_equal(dx, dx_alone)
+        for k in g_alone:
+            np.testing.assert_array_equal(g[k], g_alone[k])
+
+
+# ------------------------------------------------------------------------ need_dx
+
+def test_first_layer_of_sequential_skips_dx():
+    r = np.random.default_rng(4)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 5, rng=r, dtype=np.float64), nn.ReLU(),
+                        nn.Linear(5, 2, rng=r, dtype=np.float64))
+    x = r.standard_normal((3, 2, 3))
+    y, backward = net.forward(x)
+    dy = r.standard_normal(y.shape)
+    dx, grads = backward(dy)
+    none, grads_no_dx = backward(dy, need_dx=False)
+    assert dx.shape == x.shape and none is None
+    assert set(grads_no_dx) == set(grads) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+    for k in grads:
+        np.testing.assert_array_equal(grads_no_dx[k], grads[k])
+
+
+def test_linear_need_dx_false_returns_none_and_the_same_grads():
+    r = np.random.default_rng(5)
+    layer = nn.Linear(4, 3, rng=r, dtype=np.float64)
+    y, backward = layer.forward(r.standard_normal((2, 4)))
+    dy = r.standard_normal(y.shape)
+    dx, grads = backward(dy, need_dx=False)
+    assert dx is None
+    _, grads_full = backward(dy)
+    for k in grads_full:
+        np.testing.assert_array_equal(grads[k], grads_full[k])
+
+
+def test_sequential_backward_exposes_children_with_dropout_masks():
+    r = np.random.default_rng(6)
+    net = nn.Sequential(nn.Linear(3, 8, rng=r), nn.Dropout(0.5, rng=r), nn.ReLU())
+    y, backward = net.forward(r.standard_normal((4, 3)).astype(np.float32))
+    assert len(backward.children) == 3
+    mask = backward.children[1].mask
+    assert mask.shape == (4, 8) and mask.dtype == np.float32
+    assert set(np.unique(mask)) <= {0.0, np.float32(2.0)}
+
+
+# ------------------------------------------------------------------------ bad input
+
+def test_linear_wrong_feature_size_names_module_and_shapes():
+    layer = nn.Linear(784, 10)
+    with pytest.raises(ValueError, match=r"Linear\(in_features=784, out_features=10.*expected input \(\.\.\., 784\), "
+                                         r"got \(256, 28, 28\).*Flatten"):
+        layer.forward(np.zeros((256, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"expected input \(\.\.\., 784\), got \(2, 783\)"):
+        layer(np.zeros((2, 783), np.float32))
+
+
+@pytest.mark.parametrize("module", [nn.Linear(3, 2), nn.ReLU(), nn.LeakyReLU(), nn.Sigmoid(), nn.Tanh(),
+                                    nn.Softmax(), nn.LogSoftmax(), nn.Dropout(0.5)], ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize("bad", [np.ones((2, 3), np.int64), np.ones((2, 3), bool), np.ones((2, 3), np.float16),
+                                 [[1.0, 2.0, 3.0]]], ids=["int", "bool", "float16", "list"])
+def test_non_float_input_is_a_type_error(module, bad):
+    with pytest.raises(TypeError, match="input must"):
+        module.forward(bad)
+    with pytest.raises(TypeError, match="input must"):
+        module(bad)
+
+
+def test_linear_dtype_mismatch_is_a_type_error():
+    with pytest.raises(TypeError, match=r"float32 parameters but got float64 input"):
+        nn.Linear(3, 2).forward(np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), float("inf")])
+def test_dropout_p_outside_unit_interval_is_a_value_error(p):
+    with pytest.raises(ValueError, match=r"p must be"):
+        nn.Dropout(p)
+
+
+def test_dropout_p_of_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match=r"p must be a real number"):
+        nn.Dropout("0.5")
+
+
+@pytest.mark.parametrize("index", range(len(ALL)), ids=ALL)
+def test_backward_rejects_dy_of_wrong_shape_or_dtype(index):
+    module = _modules(np.float32)[index]
+    y, backward = module.forward(np.ones((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"dy must have the output's shape"):
+        backward(np.ones(y.shape + (1,), np.float32))
+    with pytest.raises(TypeError, match=r"dy must have the output's dtype float32, got float64"):
+        backward(np.ones(y.shape))
+    with pytest.raises(TypeError, match=r"dy must be a numpy.ndarray"):
+        backward(y.tolist())
+
+
+def test_flatten_bad_axes_are_value_errors():
+    with pytest.raises(ValueError, match=r"does not fit an input of shape \(2, 3\)"):
+        nn.Flatten(2).forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"start_axis \(2\) must not come after end_axis \(1\)"):
+        nn.Flatten(2, 1).forward(np.zeros((2, 3, 4)))
+
+
+def test_softmax_axis_out_of_range_is_a_value_error():
+    with pytest.raises(ValueError, match=r"axis must be in \[-2, 1\] for a 2-d input, got 2"):
+        nn.Softmax(axis=2).forward(np.zeros((2, 3)))

@@ -1,0 +1,215 @@
+"""Loss modules against torch (through reference.compare), their properties and their errors.
+
+torch runs on one thread here (the torch_one_thread fixture).
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from npnet import nn
+from reference import compare
+from strategies import (  # noqa: F401  (torch_one_thread is a fixture)
+    batch_shape, ce_cases, dtypes, float_arrays, frozen_strided, shapes, torch_one_thread, upstream,
+)
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def _dloss(data, kw, logits_shape, dtype):
+    shape = batch_shape(logits_shape) if kw.get("reduction") == "none" else ()
+    return data.draw(upstream(shape, dtype))
+
+
+@given(st.data())
+def test_cross_entropy_matches_torch(data):
+    dtype = data.draw(dtypes)
+    kw, logits, target = data.draw(ce_cases(dtype))
+    loss = nn.CrossEntropyLoss(**kw)
+    result = compare(loss, logits, _dloss(data, kw, logits.shape, dtype), dtype=dtype, target=target)
+    assert result.ok, str(result)
+
+
+@given(st.data())
+def test_nll_loss_matches_torch(data):
+    dtype = data.draw(dtypes)
+    kw, log_probs, target = data.draw(ce_cases(dtype, nll=True))
+    loss = nn.NLLLoss(**kw)
+    result = compare(loss, log_probs, _dloss(data, kw, log_probs.shape, dtype), dtype=dtype, target=target)
+    assert result.ok, str(result)
+
+
+@given(st.data())
+def test_mse_loss_matches_torch(data):
+    dtype = data.draw(dtypes)
+    shape = data.draw(shapes())
+    reduction = data.draw(st.sampled_from(["mean", "sum", "none"]))
+    x, t = data.draw(float_arrays(shape, dtype)), data.draw(float_arrays(shape, dtype))
+    dloss = data.draw(upstream(shape if reduction == "none" else (), dtype))
+    result = compare(nn.MSELoss(reduction), x, dloss, dtype=dtype, target=t)
+    assert result.ok, str(result)
+
+
+@given(st.data())
+def test_cross_entropy_is_never_negative(data):
+    dtype = data.draw(dtypes)
+    kw, logits, target = data.draw(ce_cases(dtype))
+    loss = nn.CrossEntropyLoss(**kw)(logits, target)
+    assert loss.dtype == dtype
+    assert np.all((loss >= 0) | np.isnan(loss))
+    if kw["reduction"] != "mean" or target.dtype.kind == "f":
+        assert np.all(np.isfinite(loss))     # only "mean" over nothing but ignored targets is nan
+
+
+@given(st.data())
+def test_float32_logits_up_to_1e4_stay_finite_and_match_torch(data):
+    kw, logits, target = data.draw(ce_cases(np.float32))
+    logits = np.clip(logits * np.float32(1e4 / max(1.0, float(np.abs(logits).max()))), -1e4, 1e4)
+    loss = nn.CrossEntropyLoss(**kw)
+    value, backward = loss.forward(logits, target)
+    assert np.all(np.isfinite(backward(_dloss(data, kw, logits.shape, np.float32))))
+    every_target_ignored = target.dtype.kind in "iu" and np.all(target == kw.get("ignore_index", -100))
+    if not (every_target_ignored and kw["reduction"] == "mean"):
+        assert np.all(np.isfinite(value))
+    result = compare(loss, logits, dtype=np.float32, target=target)
+    assert result.ok, str(result)
+
+
+# ------------------------------------------------------------------- torch's edge cases
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_target_ignored_gives_nan_mean_and_zero_gradient(smoothing, weighted):
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    t = np.full(3, -100)
+    kw = {"label_smoothing": smoothing, "weight": np.array([1.0, 2.0, 0.5, 1.0]) if weighted else None}
+    value, backward = nn.CrossEntropyLoss(**kw).forward(x, t)
+    assert np.isnan(value)
+    np.testing.assert_array_equal(backward(), np.zeros_like(x))
+    assert compare(nn.CrossEntropyLoss(**kw), x, target=t).ok
+    value, backward = nn.NLLLoss().forward(x, t)
+    assert np.isnan(value)
+    np.testing.assert_array_equal(backward(), np.zeros_like(x))
+    for reduction in ("sum", "none"):
+        value, backward = nn.CrossEntropyLoss(reduction=reduction, **kw).forward(x, t)
+        np.testing.assert_array_equal(value, np.zeros(value.shape))
+        np.testing.assert_array_equal(backward(np.ones(value.shape) * 2.5), np.zeros_like(x))
+
+
+def test_zero_total_weight_is_nan_where_torch_is_nan():
+    # kept targets whose class weight is 0: the mean divides 0 by 0
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    t = np.array([0, 0, -100])
+    w = np.array([0.0, 1.0, 1.0, 1.0])
+    for loss in (nn.CrossEntropyLoss(weight=w), nn.NLLLoss(weight=w)):
+        result = compare(loss, x, target=t)
+        assert result.ok, str(result)
+
+
+def test_unbatched_logits_with_scalar_target():
+    x = np.array([0.5, -1.0, 2.0])
+    value, backward = nn.CrossEntropyLoss().forward(x, np.array(2))
+    assert value.shape == ()
+    expected = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(2))
+    np.testing.assert_allclose(value, expected.item(), rtol=1e-14)
+    assert compare(nn.CrossEntropyLoss(reduction="none"), x, target=np.array(2)).ok
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_losses_keep_dtype_and_leave_inputs_unchanged(dtype):
+    r = np.random.default_rng(2)
+    x = r.standard_normal((4, 3, 2)).astype(dtype)
+    t = r.integers(0, 3, (4, 2))
+    probs = np.full(x.shape, 1 / 3, dtype)
+    w = np.array([0.5, 1.0, 2.0], dtype)
+    cases = [(nn.CrossEntropyLoss(weight=w, label_smoothing=0.1), t), (nn.CrossEntropyLoss(), probs),
+             (nn.NLLLoss(weight=w), t), (nn.MSELoss(), r.standard_normal(x.shape).astype(dtype))]
+    for loss, target in cases:
+        x0, target0 = x.copy(), target.copy()
+        value, backward = loss.forward(frozen_strided(x), frozen_strided(target))
+        grad = backward()
+        assert value.dtype == dtype and grad.dtype == dtype and grad.shape == x.shape
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(target, target0)
+        np.testing.assert_array_equal(backward(), grad)                 # repeatable
+        value2, backward2 = loss.forward(x.copy(), target.copy())       # same on plain arrays
+        np.testing.assert_allclose(value2, value, rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_uint8_and_int32_targets_are_class_indices():
+    x = np.random.default_rng(3).standard_normal((5, 4))
+    t = np.array([0, 3, 2, 1, 3])
+    ref = nn.CrossEntropyLoss()(x, t)
+    for dtype in (np.uint8, np.int32, np.int16):
+        np.testing.assert_array_equal(nn.CrossEntropyLoss()(x, t.astype(dtype)), ref)
+
+
+# ------------------------------------------------------------------------ bad input
+
+def test_target_out_of_range_is_a_value_error_naming_the_class():
+    x = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"class index 4 outside \[0, 4\) that is not ignore_index \(-100\)"):
+        nn.CrossEntropyLoss()(x, np.array([0, 4, 1]))
+    with pytest.raises(ValueError, match=r"class index -1 outside \[0, 4\)"):
+        nn.NLLLoss()(x, np.array([0, -1, 1]))
+    nn.CrossEntropyLoss(ignore_index=-1)(x, np.array([0, -1, 1]))      # -1 is fine when ignored
+
+
+def test_batch_shape_mismatch_is_a_value_error():
+    with pytest.raises(ValueError, match=r"target of class indices must have shape \(3,\) for input of shape \(3, 4\), got \(2,\)"):
+        nn.CrossEntropyLoss()(np.zeros((3, 4)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"must have shape \(3, 5\) for input of shape \(3, 4, 5\), got \(3,\)"):
+        nn.NLLLoss()(np.zeros((3, 4, 5)), np.array([0, 1, 2]))
+
+
+def test_probability_target_of_wrong_shape_is_a_value_error():
+    with pytest.raises(ValueError, match=r"target of class probabilities must have the input's shape \(3, 4\), got \(3, 5\)"):
+        nn.CrossEntropyLoss()(np.zeros((3, 4)), np.full((3, 5), 0.2))
+
+
+@pytest.mark.parametrize("bad_logits", [np.zeros((3, 4), np.int64), np.zeros((3, 4), bool)], ids=["int", "bool"])
+def test_integer_or_boolean_logits_are_type_errors(bad_logits):
+    for loss in (nn.CrossEntropyLoss(), nn.NLLLoss()):
+        with pytest.raises(TypeError, match=r"input must have dtype float32 or float64"):
+            loss(bad_logits, np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match=r"input must have dtype float32 or float64"):
+        nn.MSELoss()(bad_logits, np.zeros((3, 4)))
+
+
+def test_boolean_or_mistyped_targets_are_type_errors():
+    x = np.zeros((3, 4))
+    with pytest.raises(TypeError, match=r"target must have an integer dtype .*got bool"):
+        nn.CrossEntropyLoss()(x, np.array([True, False, True]))
+    with pytest.raises(TypeError, match=r"target must have dtype float64 to match the input, got float32"):
+        nn.CrossEntropyLoss()(x, np.full((3, 4), 0.25, np.float32))
+    with pytest.raises(TypeError, match=r"target must have an integer dtype \(class indices\), got float64"):
+        nn.NLLLoss()(x, np.full((3, 4), 0.25))
+    with pytest.raises(TypeError, match=r"target must be a numpy.ndarray"):
+        nn.CrossEntropyLoss()(x, [0, 1, 2])
+    with pytest.raises(TypeError, match=r"target must have dtype float32 or float64"):
+        nn.MSELoss()(x, np.zeros((3, 4), np.int64))
+
+
+def test_bad_loss_arguments():
+    with pytest.raises(ValueError, match=r"reduction must be one of 'mean', 'sum', 'none'; got 'avg'"):
+        nn.CrossEntropyLoss(reduction="avg")
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0.0, 1.0\], got 1.5"):
+        nn.CrossEntropyLoss(label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"weight must have shape \(4,\), got \(3,\)"):
+        nn.CrossEntropyLoss(weight=np.ones(3))(np.zeros((2, 4)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"target must have shape \(2, 4\), got \(2, 3\)"):
+        nn.MSELoss()(np.zeros((2, 4)), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("loss, target", [
+    (nn.CrossEntropyLoss(), np.array([0, 1])), (nn.NLLLoss(), np.array([0, 1])), (nn.MSELoss(), np.zeros((2, 3))),
+], ids=["cross_entropy", "nll", "mse"])
+def test_dloss_of_wrong_shape_or_dtype(loss, target):
+    _, backward = loss.forward(np.zeros((2, 3)), target)
+    with pytest.raises(ValueError, match=r"dloss must have shape \(\), got \(2,\)"):
+        backward(np.ones(2))
+    with pytest.raises(TypeError, match=r"dloss must have dtype float64 to match the input, got float32"):
+        backward(np.ones((), np.float32))
+    with pytest.raises(TypeError, match=r"dloss must be a numpy.ndarray"):
+        backward(1.0)
