@@ -27,7 +27,6 @@ diverged run always leaves the last completed epoch on disk, and
 ``fit(..., resume=True)`` continues from it to exactly the parameters an
 uninterrupted run reaches.
 """
-import copy
 import dataclasses
 import hashlib
 import json
@@ -754,105 +753,19 @@ def load_checkpoint(path):
 
 # --------------------------------------------------------------------------- torch twin
 
-class TorchTwin:
-    """A PyTorch copy of an npnet model and optimizer, trained in lockstep.
+def TorchTwin(model, optimizer):
+    """A PyTorch copy of an npnet model and optimizer, trained in lockstep
+    (what ``npnet train --check-torch`` uses): see :class:`reference.lockstep.TorchTwin`.
 
-    Built from the npnet model's current parameters (same initial weights) and
-    its optimizer's hyperparameters (``torch.optim.SGD``/``Adam``/``AdamW``),
-    it replays every batch through torch's autograd with
-    ``torch.nn.CrossEntropyLoss``. Dropout layers draw the very masks npnet
-    draws: the twin holds a copy of each Dropout generator, taken when it is
-    built, and draws with :func:`npnet.nn.functional.dropout_mask`. The
-    learning rate is copied from the npnet optimizer before each step, so a
-    scheduler is followed.
-
-    Use it as a callback::
-
-        twin = TorchTwin(model, optimizer)          # before training; imports torch
-        fit(..., callbacks=[twin])
-        twin.epoch_diffs    # [(epoch, max |loss diff| over its steps, max |param diff| at its end)]
+    torch lives in the sibling package ``reference``, never in npnet: this
+    function imports it only when called.
 
     Raises:
-        ImportError: torch is not installed.
-        ValueError: a layer or optimizer it cannot mirror, or an optimizer that
-            already has state.
+        ImportError: torch (or the reference package) is not installed.
     """
-
-    def __init__(self, model, optimizer):
-        import torch   # only here: npnet itself never needs torch
-
-        from . import optim
-        from .nn import functional as F
-
-        self.torch, self.model, self.optimizer = torch, model, optimizer
-        if any(optimizer.state.values()):
-            raise ValueError("TorchTwin needs an optimizer without state (build the twin before training)")
-        tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[_model_dtype(model)]
-
-        class MaskedDropout(torch.nn.Module):
-            def __init__(self, p, rng):
-                super().__init__()
-                self.p, self.rng = p, rng
-
-            def forward(self, x):
-                if not self.training or self.p == 0:
-                    return x
-                mask = F.dropout_mask(tuple(x.shape), self.p, self.rng, np.dtype(str(x.dtype).split(".")[-1]))
-                return x * torch.from_numpy(mask)
-
-        layers = []
-        for m in _modules(model):
-            if isinstance(m, nn.Linear):
-                layers.append(torch.nn.Linear(m.in_features, m.out_features, bias="bias" in m.params, dtype=tdtype))
-            elif isinstance(m, nn.Flatten):
-                layers.append(torch.nn.Flatten(m.start_axis, m.end_axis))
-            elif isinstance(m, nn.Dropout):
-                layers.append(MaskedDropout(m.p, copy.deepcopy(m.rng)))
-            elif isinstance(m, nn.LeakyReLU):
-                layers.append(torch.nn.LeakyReLU(m.negative_slope))
-            elif type(m) in (nn.ReLU, nn.Sigmoid, nn.Tanh):
-                layers.append(getattr(torch.nn, type(m).__name__)())
-            else:
-                raise ValueError(f"TorchTwin cannot mirror {m!r}")
-        self.net = torch.nn.Sequential(*layers)
-        self.net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.params.items()})
-        self.net.train()
-
-        group = dict(optimizer.param_groups[0])
-        group.pop("initial_lr", None)
-        tparams = list(self.net.parameters())
-        if type(optimizer) is optim.SGD:
-            self.topt = torch.optim.SGD(tparams, foreach=False, **group)
-        elif type(optimizer) is optim.AdamW:
-            group.pop("decoupled_weight_decay", None)
-            self.topt = torch.optim.AdamW(tparams, foreach=False, **group)
-        elif type(optimizer) is optim.Adam:
-            self.topt = torch.optim.Adam(tparams, foreach=False, **group)
-        else:
-            raise ValueError(f"TorchTwin cannot mirror {type(optimizer).__name__}")
-        self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.epoch_diffs = []
-        self._max_loss_diff = 0.0
-
-    def on_epoch_start(self, epoch):
-        self._max_loss_diff = 0.0
-
-    def on_step(self, info):
-        """Train the twin on the same batch and record the loss difference."""
-        torch = self.torch
-        self.topt.param_groups[0]["lr"] = self.optimizer.lr
-        X, y = torch.from_numpy(info.X), torch.from_numpy(info.y)
-        self.topt.zero_grad()
-        loss = self.loss_fn(self.net(X), y)
-        loss.backward()
-        self.topt.step()
-        self._max_loss_diff = max(self._max_loss_diff, abs(loss.item() - info.loss))
-
-    def param_diff(self):
-        """Largest absolute difference between any npnet parameter and its twin."""
-        state = self.net.state_dict()
-        return max(float(np.max(np.abs(p - state[k].detach().numpy()), initial=0.0))
-                   for k, p in self.model.params.items())
-
-    def on_epoch_end(self, result):
-        self.epoch_diffs.append((result.epoch, self._max_loss_diff, self.param_diff()))
+    import importlib
+    try:
+        lockstep = importlib.import_module("reference.lockstep")
+    except ImportError as e:
+        raise ImportError(f"a torch twin needs PyTorch and npnet's reference package: {e}") from e
+    return lockstep.TorchTwin(model, optimizer)

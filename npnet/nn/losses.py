@@ -3,7 +3,6 @@ returns the gradient with respect to ``input`` (dloss defaults to 1, shaped like
 
 Targets get no gradient: they are data, as in every torch training loop.
 """
-import numpy as np
 
 from .. import _validate as V
 from . import functional as F
