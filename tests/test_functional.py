@@ -157,7 +157,10 @@ def test_cross_entropy_kernels_equal_the_loss_module_and_torch(data):
     m_value, m_backward = nn.CrossEntropyLoss(**kw).forward(logits, target)
     np.testing.assert_array_equal(value, m_value)
     np.testing.assert_array_equal(grad, m_backward(dloss))
-    np.testing.assert_array_equal(grad_reuse, grad)
+    # From kept log-probabilities the softmax is exp(log p) rather than exp(z) / s:
+    # the same number up to rounding, so the two paths agree to a few ulps.
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(grad_reuse, grad, rtol=16 * eps, atol=16 * eps * max(1.0, float(np.abs(grad).max(initial=0))))
     assert value.dtype == grad.dtype == dtype and grad.shape == logits.shape
     assert np.all((value >= 0) | np.isnan(value))
     # and torch directly, in float64, at 1e-12 of a plain scale (test_losses does the

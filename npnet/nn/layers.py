@@ -176,7 +176,7 @@ class Linear(Module):
     def forward(self, X, train=True):
         self._check(X)
         W, b = self.params["weight"], self.params.get("bias")
-        Y = F.linear(X, W, b)
+        Y = F._affine(X, W, b)   # Y = X W^T + b
 
         def backward(dY, *, need_dx=True):
             _check_dy(dY, Y, "Linear")
@@ -190,7 +190,7 @@ class Linear(Module):
 
     def __call__(self, X):
         self._check(X)
-        return F.linear(X, self.params["weight"], self.params.get("bias"))
+        return F._affine(X, self.params["weight"], self.params.get("bias"))
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={'bias' in self.params}"

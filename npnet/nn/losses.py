@@ -50,12 +50,12 @@ class CrossEntropyLoss(_Loss):
                     label_smoothing=self.label_smoothing)
 
     def forward(self, input, target):
-        ce = F._CrossEntropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
-        log_probs = F.log_softmax(input, axis=ce.class_axis)
-        loss = ce.loss(log_probs)
+        ce = F._CrossEntropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing,
+                             options_checked=True)
+        loss = ce.forward(input)
 
         def backward(dloss=None):
-            return ce.backward(dloss, log_probs)   # scale * (softmax * S - T)
+            return ce.grad(dloss)   # scale * (softmax * S - T); plain indices: scale * (softmax - onehot)
 
         return loss, backward
 
@@ -71,7 +71,8 @@ class NLLLoss(_Loss):
         self.ignore_index = V.integer(ignore_index, "ignore_index")
 
     def forward(self, input, target):
-        nll = F._CrossEntropy(input, target, self.weight, self.ignore_index, self.reduction, 0.0, allow_probs=False)
+        nll = F._CrossEntropy(input, target, self.weight, self.ignore_index, self.reduction, 0.0, allow_probs=False,
+                              options_checked=True)
         loss = nll.loss(input)
 
         def backward(dloss=None):
