@@ -1,0 +1,111 @@
+"""Write benchmark results: latest.json, a markdown table latest.md, a bar chart latest.png."""
+import json
+import math
+import os
+import platform
+
+
+def machine_info():
+    """CPU, BLAS, library versions and thread counts, for the report's header."""
+    import numpy as np
+    import torch
+    info = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor() or platform.machine()
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        if blas:
+            info["numpy_blas"] = f"{blas[0]['internal_api']} {blas[0].get('version', '')} ({blas[0].get('architecture', '')})".strip()
+            info["numpy_threads"] = blas[0]["num_threads"]
+    except ImportError:
+        info["numpy_blas"] = "unknown (install threadpoolctl)"
+    return info
+
+
+def _fmt_time(s):
+    if s is None:
+        return "-"
+    for unit, f in (("s", 1), ("ms", 1e3), ("us", 1e6)):
+        if s * f >= 1:
+            return f"{s * f:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def markdown(results, info, targets=None):
+    lines = [
+        f"Machine: {info.get('cpu')}, {info.get('cpus')} CPUs; NumPy {info.get('numpy')} with "
+        f"{info.get('numpy_blas')}, {info.get('numpy_threads')} threads; torch {info.get('torch')}, "
+        f"{info.get('torch_threads')} threads; Python {info.get('python')}.",
+        "",
+        "| group | case | shape | npnet | torch | ratio npnet/torch | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.get("ratio") is None:
+            continue
+        target = r.get("target")
+        met = "" if target is None else ("yes" if r["ratio"] <= target else "**no**")
+        lines.append(
+            f"| {r['group']} | {r['name']} | {r.get('shape', '')} | {_fmt_time(r.get('npnet_s'))} | "
+            f"{_fmt_time(r.get('torch_s'))} | {r['ratio']:.2f} | {'' if target is None else f'<= {target}'} | {met} |"
+        )
+    extra = [r for r in results if r.get("ratio") is None]
+    if extra:
+        lines += ["", "| measurement | value | target | met |", "|---|---|---|---|"]
+        for r in extra:
+            target = r.get("target")
+            met = "" if target is None else ("yes" if r["value"] <= target else "**no**")
+            if r.get("higher_is_better") and target is not None:
+                met = "yes" if r["value"] >= target else "**no**"
+            cmp = ">=" if r.get("higher_is_better") else "<="
+            lines.append(f"| {r['name']} | {r['value']:.3g} {r.get('unit', '')} | "
+                         f"{'' if target is None else f'{cmp} {target}'} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in results if r.get("ratio") is not None]
+    labels = [f"{r['name']} {r.get('shape', '')}" for r in rows]
+    ratios = [r["ratio"] for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
+    colors = ["tab:green" if v <= (r.get("target") or 1.0) else "tab:red" for v, r in zip(ratios, rows)]
+    ax.barh(range(len(rows)), ratios, color=colors)
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", lw=0.8)
+    for i, r in enumerate(rows):
+        if r.get("target"):
+            ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], color="black", ls="--", lw=0.8)
+    lo, hi = min(ratios + [0.5]), max(ratios + [2.0])
+    ax.set_xlim(lo / 1.5, hi * 1.5)
+    ax.set_xlabel("time ratio npnet / torch (log scale; < 1: npnet faster; dashes: targets)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results, info, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "latest.json"), "w") as f:
+        json.dump({"machine": info, "results": results}, f, indent=2, default=float)
+    with open(os.path.join(out_dir, "latest.md"), "w") as f:
+        f.write(markdown(results, info))
+    try:
+        bar_chart(results, os.path.join(out_dir, "latest.png"))
+    except ImportError:
+        print("matplotlib is not installed: latest.png skipped")
+    return out_dir
+
+
+def geometric_mean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
