@@ -97,6 +97,13 @@ def _real(low, high=None, *, low_open=False, high_open=False):
     return parse
 
 
+def _directory(text):
+    """A directory path as given (never expanded or passed to a shell); empty or NUL-bearing text is refused."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"expected a directory path, got {text!r}")
+    return text
+
+
 # --------------------------------------------------------------------------- the parser
 
 def build_parser():
@@ -133,9 +140,11 @@ def _add_train(sub):
     a("--seed", type=_integer(0), metavar="N",
       help="seeds the initial weights, the shuffling and the dropout masks (default: 0)")
     a("--dtype", choices=("float32", "float64"), help="parameter dtype (default: float32)")
-    a("--data-dir", metavar="DIR", help="a directory holding the four Fashion-MNIST files (searched first)")
+    a("--data-dir", type=_directory, metavar="DIR",
+      help="a directory holding the four Fashion-MNIST files (searched first)")
     a("--download", action="store_true", help="download Fashion-MNIST if it is not found (else: exit 2)")
-    a("--out", default=os.path.join("runs", "default"), metavar="DIR", help="output directory (default: %(default)s)")
+    a("--out", type=_directory, default=os.path.join("runs", "default"), metavar="DIR",
+      help="output directory (default: %(default)s)")
     a("--resume", action="store_true", help="continue the run in --out from its checkpoint.npz")
     a("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
     a("--check-torch", action="store_true",
@@ -149,7 +158,8 @@ def _add_data(sub):
                        description="Find Fashion-MNIST (--data-dir, $NPNET_DATA, the per-user cache, "
                                    "/usr/share/datasets/fashion-mnist), else download it into --data-dir or the cache. "
                                    "Exit 0 when the data is there, 1 otherwise.")
-    p.add_argument("--data-dir", metavar="DIR", help="a directory to search first, and to download into")
+    p.add_argument("--data-dir", type=_directory, metavar="DIR",
+                   help="a directory to search first, and to download into")
     p.add_argument("--no-download", action="store_true", help="only look; never download")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=cmd_data)
@@ -278,7 +288,10 @@ def _settings(args, saved=None):
 def _write_text(path, text):
     from .train import _atomic_write
 
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    try:
+        _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    except OSError as e:   # a full disk, a read-only directory...; the temp file is already gone
+        raise RunFailed(f"cannot write {path}: {e.strerror or e}") from e
 
 
 def _write_metrics(path, history):
@@ -486,9 +499,9 @@ def cmd_train(args):
         reporter.close()
         kept = f"; {ckpt_path} keeps epoch {reporter.last_epoch}" if os.path.isfile(ckpt_path) else ""
         raise RunFailed(f"{e}{kept}") from e
-    except CheckpointError as e:
+    except (CheckpointError, RunFailed) as e:   # e.g. the disk is full: the last checkpoint stays
         reporter.close()
-        raise RunFailed(str(e)) from e
+        raise RunFailed(f"{e}{_kept(ckpt_path)}") from e
     except KeyboardInterrupt:
         reporter.close()
         raise KeyboardInterrupt(_interrupted(ckpt_path, out)) from None
@@ -496,7 +509,10 @@ def cmd_train(args):
     if twin is not None and twin.epoch_diffs:
         print(f"check-torch: largest differences over the run: loss {max(d[1] for d in twin.epoch_diffs):.3e}, "
               f"parameters {max(d[2] for d in twin.epoch_diffs):.3e}")
-    written = _make_plots(out, list(result.history), model, X_test, y_test)
+    try:
+        written = _make_plots(out, list(result.history), model, X_test, y_test)
+    except OSError as e:
+        raise RunFailed(f"cannot write the plots into {out}: {e.strerror or e}{_kept(ckpt_path)}") from e
     final = result.final
     if final is not None:
         print(f"final: train loss {final.train_loss:.4f}, train acc {final.train_acc:.4f}, "
@@ -504,6 +520,17 @@ def cmd_train(args):
     names = [METRICS, CONFIG, CHECKPOINT] + [os.path.basename(p) for p in written]
     print(f"wrote {', '.join(names)} to {out}")
     return EXIT_OK
+
+
+def _kept(ckpt_path):
+    """'; <path> keeps epoch N' when a loadable checkpoint is there, else ''."""
+    from .errors import CheckpointError
+    from .train import load_checkpoint
+
+    try:
+        return f"; {ckpt_path} keeps epoch {load_checkpoint(ckpt_path).epoch}"
+    except CheckpointError:
+        return ""
 
 
 def _interrupted(ckpt_path, out):

@@ -969,7 +969,9 @@ class DataLoader:
         images = X.dtype == np.uint8
         x_shape = (1,) + X.shape[1:] if images and X.ndim == 3 else X.shape[1:]
         y_dtype = np.int64 if np.issubdtype(y.dtype, np.integer) else y.dtype
-        staging = np.empty((b,) + X.shape[1:], dtype=np.uint8) if images and order is not None else None
+        # sized by what a batch can hold: batch_size may be far larger than the data set
+        staging = (np.empty((min(b, X.shape[0]),) + X.shape[1:], dtype=np.uint8)
+                   if images and order is not None else None)
         for start in range(0, len(self) * b, b):
             stop = min(start + b, self.dataset_size)
             m = stop - start

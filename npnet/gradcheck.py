@@ -81,6 +81,16 @@ def gradcheck(module, x, dy=None, *, target=None, eps=1e-6, rtol=1e-5, atol=1e-8
     atol = V.real_number(atol, "atol", low=0.0)
     if not (isinstance(module, Module) or hasattr(module, "forward")):
         raise TypeError(f"module must be an npnet module or loss, got {V.describe(module)}")
+    if not isinstance(module, Module) and target is None:
+        raise TypeError(f"target is needed to check a loss ({type(module).__name__}): "
+                        "gradcheck(loss, x, target=y), got target=None")
+    if isinstance(module, Module) and target is not None:
+        raise TypeError(f"target is for a loss; {type(module).__name__} is a layer, so pass target=None, "
+                        f"got {V.describe(target)}")
+    if dy is not None:
+        V.float_array(dy, "dy")
+    train = V.flag(train, "train")
+    seed = V.integer(seed, "seed", low=0)
     is_loss = target is not None
     m = copy.deepcopy(module)
     if isinstance(m, Module):

@@ -709,4 +709,6 @@ class LambdaLR(LRScheduler):
         factor = self.lr_lambda(self.last_epoch)
         if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real):
             raise TypeError(f"lr_lambda({self.last_epoch}) must return a real number, got {_validate.describe(factor)}")
-        return [base_lr * float(factor) for base_lr in self.base_lrs]
+        # checked now, not at the optimizer's next step: a NaN or negative learning rate is never set
+        factor = _validate.real_number(factor, f"lr_lambda({self.last_epoch})", low=0.0)
+        return [base_lr * factor for base_lr in self.base_lrs]

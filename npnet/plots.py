@@ -10,7 +10,26 @@ import os
 
 import numpy as np
 
+from . import _validate as V
+
 __all__ = ["plot_curves", "plot_predictions"]
+
+
+def _check_history(history):
+    if not isinstance(history, (list, tuple)):
+        raise TypeError(f"history must be a list of EpochResult (or dicts), got {V.describe(history)}")
+    for i, r in enumerate(history):
+        if not (isinstance(r, dict) or hasattr(r, "train_loss")):
+            raise TypeError(f"history[{i}] must be an EpochResult or a dict with its fields, got {V.describe(r)}")
+    return history
+
+
+def _check_labels(values, name, n):
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer numpy.ndarray of class indices, got {V.describe(values)}")
+    if values.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one per image, got {values.shape}")
+    return values
 
 
 def _figure(width, height):
@@ -45,6 +64,8 @@ def plot_curves(history, path, *, title=None):
     Returns:
         str, the path written.
     """
+    _check_history(history)
+    path = V.path(path, "path")
     epochs = _column(history, "epoch")
     fig = _figure(10, 4)
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -83,10 +104,22 @@ def plot_predictions(images, labels, predictions, path, *, class_names=None, nco
     Returns:
         str, the path written.
     """
-    images = np.asarray(images)
+    if not isinstance(images, np.ndarray) or images.dtype.kind not in "uif":
+        raise TypeError(f"images must be a numpy.ndarray of uint8 or floats, got {V.describe(images)}")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[1] != 1):
+        raise ValueError(f"images must be (n, H, W) or (n, 1, H, W), got shape {images.shape}")
     if images.ndim == 4:
         images = images[:, 0]
     n = images.shape[0]
+    _check_labels(labels, "labels", n)
+    _check_labels(predictions, "predictions", n)
+    path = V.path(path, "path")
+    ncols = V.integer(ncols, "ncols", low=1)
+    if class_names is not None and (isinstance(class_names, str) or not isinstance(class_names, (list, tuple))):
+        raise TypeError(f"class_names must be a list of names or None, got {V.describe(class_names)}")
+    largest = max([int(v) for v in labels] + [int(v) for v in predictions], default=-1)
+    if class_names is not None and largest >= len(class_names):
+        raise ValueError(f"class_names has {len(class_names)} names, fewer than the classes in labels/predictions")
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
     name = (lambda c: class_names[int(c)]) if class_names is not None else (lambda c: str(int(c)))

@@ -34,6 +34,7 @@ import math
 import os
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 
@@ -112,6 +113,8 @@ def build_model(name="softmax", *, hidden=256, dropout=0.0, init="normal", std=0
     std = V.real_number(std, "std", low=0.0)
     rng = V.generator(rng)
     dtype = V.float_dtype(dtype)
+    in_features = V.integer(in_features, "in_features", low=1)
+    num_classes = V.integer(num_classes, "num_classes", low=1)
     if name == "softmax":
         if dropout:
             raise ValueError("dropout applies to the mlp only; softmax regression has no hidden layer, "
@@ -218,10 +221,121 @@ class FitResult:
         return self.history[-1] if self.history else None
 
 
+# --------------------------------------------------------------------------- argument checks
+
+def _check_model(model, name="model"):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be an npnet Module (e.g. from build_model), got {V.describe(model)}")
+    return model
+
+
+def _check_loss(loss_fn, name="loss_fn", *, optional=False):
+    if loss_fn is None and optional:
+        return None
+    if not callable(getattr(loss_fn, "forward", None)):
+        raise TypeError(f"{name} must be an npnet loss such as nn.CrossEntropyLoss(), got {V.describe(loss_fn)}")
+    return loss_fn
+
+
+def _check_optimizer(optimizer, name="optimizer", *, optional=False, needs=("step",)):
+    if optimizer is None and optional:
+        return None
+    if not all(callable(getattr(optimizer, m, None)) for m in needs):
+        raise TypeError(f"{name} must be an npnet.optim optimizer (e.g. optim.SGD(model.params, lr=0.1)), "
+                        f"got {V.describe(optimizer)}")
+    return optimizer
+
+
+def _check_scheduler(scheduler, name="scheduler", *, needs=("step",)):
+    if scheduler is None:
+        return None
+    if not all(callable(getattr(scheduler, m, None)) for m in needs):
+        raise TypeError(f"{name} must be an npnet.optim scheduler or None, got {V.describe(scheduler)}")
+    return scheduler
+
+
+def _check_loader(loader, name="loader", *, sized=False):
+    if isinstance(loader, (str, bytes, dict, np.ndarray)) or not hasattr(loader, "__iter__"):
+        raise TypeError(f"{name} must be an iterable of (X, y) batches such as a DataLoader, got {V.describe(loader)}")
+    if sized and not hasattr(loader, "__len__"):
+        raise TypeError(f"{name} must have a len() (the number of batches), as a DataLoader or a list has; "
+                        f"got {V.describe(loader)}")
+    return loader
+
+
+def _check_callable(value, name):
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a function or None, got {V.describe(value)}")
+    return value
+
+
+def _check_batch(batch, step, name):
+    """One (X, y) batch of a loader: numeric arrays with the same, non-zero number of samples."""
+    where = f"batch {step} of {name}"
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise TypeError(f"{where} must be a pair (X, y) of numpy arrays, got {V.describe(batch)}")
+    X, y = batch
+    if not isinstance(X, np.ndarray) or X.dtype.kind not in "uif":
+        raise TypeError(f"{where}: X must be a numpy.ndarray of real numbers (uint8 or float images), "
+                        f"got {V.describe(X)}")
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{where}: y must be a numpy.ndarray of labels, got {V.describe(y)}")
+    if X.ndim < 1 or y.ndim < 1 or X.shape[0] != y.shape[0]:
+        raise ValueError(f"{where}: X and y must have the same number of samples on axis 0, "
+                         f"got shapes {X.shape} and {y.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{where} is empty (0 samples); a loader must not yield empty batches "
+                         "(a mean loss over none is NaN)")
+    return X, y
+
+
+def _check_history(history, name):
+    """A list of EpochResult (or dicts with its fields), as EpochResults."""
+    if not isinstance(history, (list, tuple)):
+        raise TypeError(f"{name} must be a list of EpochResult, got {V.describe(history)}")
+    fields = {f.name for f in dataclasses.fields(EpochResult)}
+    out = []
+    for i, r in enumerate(history):
+        if isinstance(r, EpochResult):
+            out.append(r)
+            continue
+        if not isinstance(r, dict) or not set(r) <= fields or not set(EpochResult.COLUMNS) <= set(r):
+            raise TypeError(f"{name}[{i}] must be an EpochResult or a dict with the keys {sorted(fields)}, "
+                            f"got {V.describe(r)}")
+        out.append(EpochResult(**r))
+    return out
+
+
+def _check_rngs(rng, name, *, optional=False):
+    """A Generator (saved as "rng") or a dict name -> Generator."""
+    if rng is None and optional:
+        return None
+    if isinstance(rng, np.random.Generator):
+        return {"rng": rng}
+    if not isinstance(rng, dict):
+        raise TypeError(f"{name} must be a numpy.random.Generator or a dict of name -> Generator, "
+                        f"got {V.describe(rng)}")
+    for k, g in rng.items():
+        if not isinstance(k, str):
+            raise TypeError(f"{name} keys must be str (generator names), got {V.describe(k)}")
+        if not isinstance(g, np.random.Generator):
+            raise TypeError(f"{name}[{k!r}] must be a numpy.random.Generator, got {V.describe(g)}; "
+                            "use np.random.default_rng(seed)")
+    return dict(rng)
+
+
+def _check_config(config):
+    try:
+        json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"config must be JSON-serialisable to go into a checkpoint: {e}") from None
+    return config
+
+
 # --------------------------------------------------------------------------- loops
 
 def _model_dtype(model):
-    dtype = model.dtype
+    dtype = _check_model(model).dtype
     if dtype is None:
         raise ValueError(f"model has no parameters to train: {model!r}")
     return dtype
@@ -260,12 +374,17 @@ def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
         TrainingDiverged: the loss became NaN or infinite; ``.epoch``, ``.step`` say where.
     """
     dtype = _model_dtype(model)
-    steps = len(loader)
+    _check_loss(loss_fn)
+    _check_optimizer(optimizer)
+    steps = len(_check_loader(loader, sized=True))
+    epoch = V.integer(epoch, "epoch", low=0)
+    _check_callable(callback, "callback")
     total_loss, correct, samples, step = 0.0, 0, 0, 0
     in_callbacks = 0.0
     start = time.perf_counter()
-    for X, y in loader:
+    for batch in loader:
         step += 1
+        X, y = _check_batch(batch, step, "loader")
         X = X.astype(dtype, copy=False)
         n = int(y.shape[0])
         with np.errstate(**_QUIET):
@@ -307,9 +426,12 @@ def evaluate(model, loader, loss_fn=None):
         :class:`EvalStats` (loss is NaN without ``loss_fn``).
     """
     dtype = _model_dtype(model)
+    _check_loader(loader)
+    _check_loss(loss_fn, optional=True)
     total_loss, correct, samples = 0.0, 0, 0
     with np.errstate(**_QUIET):
-        for X, y in loader:
+        for step, batch in enumerate(loader, 1):
+            X, y = _check_batch(batch, step, "loader")
             Y = model(X.astype(dtype, copy=False))
             n = int(y.shape[0])
             correct += _num_correct(Y, y)
@@ -384,18 +506,43 @@ def fit(model, loss_fn, optimizer, train_loader, test_loader, epochs, *, schedul
         CheckpointError: ``resume`` and the checkpoint is missing, corrupt or does not fit.
         KeyboardInterrupt: passed through; the checkpoint of the last completed epoch stays.
     """
+    # Everything is checked before the first epoch, so that no bad argument can
+    # cost a finished epoch (a scheduler without step(), a path that is not one...).
+    _check_model(model)
+    _check_loss(loss_fn)
+    _check_optimizer(optimizer)
+    _check_loader(train_loader, "train_loader", sized=True)
+    _check_loader(test_loader, "test_loader")
     epochs = V.integer(epochs, "epochs", low=1)
     start_epoch = V.integer(start_epoch, "start_epoch", low=0)
-    rngs = collect_rngs(model, train_loader) if rngs is None else dict(rngs)
-    for name, g in rngs.items():
-        V.generator(g, f"rngs[{name!r}]")
+    _check_scheduler(scheduler)
+    checkpoint_path = V.path(checkpoint_path, "checkpoint_path", optional=True)
+    resume = V.flag(resume, "resume")
+    rngs = collect_rngs(model, train_loader) if rngs is None else _check_rngs(rngs, "rngs")
+    history = _check_history(history, "history")
+    for name, f in (("on_step", on_step), ("on_epoch_start", on_epoch_start), ("on_epoch_end", on_epoch_end)):
+        _check_callable(f, name)
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list or tuple of objects with on_step, on_epoch_start or "
+                        f"on_epoch_end methods, got {V.describe(callbacks)}")
+    for i, c in enumerate(callbacks):
+        if not any(callable(getattr(c, m, None)) for m in ("on_step", "on_epoch_start", "on_epoch_end")):
+            raise TypeError(f"callbacks[{i}] must be an object with on_step, on_epoch_start or on_epoch_end "
+                            f"methods, got {V.describe(c)}")
+    if checkpoint_path is not None:
+        _check_config(config)
+        _check_optimizer(optimizer, needs=("step", "state_dict", "load_state_dict"))
+        _check_scheduler(scheduler, needs=("step", "state_dict", "load_state_dict"))
+        if not resume and len(history) != start_epoch:
+            raise ValueError(f"history must hold one EpochResult per epoch already done when checkpointing "
+                             f"(start_epoch={start_epoch}), got {len(history)}; a checkpoint's metrics and "
+                             "epoch must agree to load back")
     if resume:
         if checkpoint_path is None:
             raise ValueError("resume=True needs checkpoint_path")
         ckpt = load_checkpoint(checkpoint_path)
         ckpt.restore(model=model, optimizer=optimizer, scheduler=scheduler, rng=rngs)
         start_epoch, history = ckpt.epoch, ckpt.metrics
-    history = [r if isinstance(r, EpochResult) else EpochResult(**r) for r in history]
     step_fns = _callables(on_step, callbacks, "on_step")
     start_fns = _callables(on_epoch_start, callbacks, "on_epoch_start")
     end_fns = _callables(on_epoch_end, callbacks, "on_epoch_end")
@@ -539,8 +686,13 @@ def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metri
     Raises:
         CheckpointError: something cannot be stored without pickle, or the write failed.
     """
+    path = V.path(path, "path")
+    _check_model(model)
+    _check_optimizer(optimizer, needs=("state_dict",))
     epoch = V.integer(epoch, "epoch", low=0)
-    rngs = {"rng": rng} if isinstance(rng, np.random.Generator) else dict(rng)
+    rngs = _check_rngs(rng, "rng")
+    _check_scheduler(scheduler, needs=("state_dict",))
+    metrics = _check_history(metrics, "metrics")
     arrays = {
         "format": np.array(CHECKPOINT_FORMAT),
         "version": np.array(CHECKPOINT_VERSION, dtype=np.int64),
@@ -553,7 +705,7 @@ def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metri
             arrays[prefix + k] = np.array(v)   # a copy: the saved bytes are the ones hashed
     for name, gen in rngs.items():
         arrays["rng/" + name], arrays["rngtype/" + name] = _encode_rng(name, gen)
-    rows = [r.as_dict() if isinstance(r, EpochResult) else dict(r) for r in metrics]
+    rows = [r.as_dict() for r in metrics]
     for col in (f.name for f in dataclasses.fields(EpochResult)):
         arrays["metrics/" + col] = np.array([float(r.get(col, math.nan)) for r in rows], dtype=np.float64)
     try:
@@ -567,7 +719,7 @@ def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metri
     try:
         _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
     except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint {os.fspath(path)}: {e.strerror or e}") from None
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
 
 
 @dataclasses.dataclass
@@ -600,7 +752,10 @@ class Checkpoint:
             CheckpointError: anything does not fit; the message names it.
         """
         where = f"checkpoint {self.path}"
-        params = model.params
+        params = _check_model(model).params
+        _check_optimizer(optimizer, optional=True, needs=("state_dict", "load_state_dict"))
+        _check_scheduler(scheduler, needs=("load_state_dict",))
+        _check_rngs(rng, "rng", optional=True)
         missing, extra = sorted(set(params) - set(self.params)), sorted(set(self.params) - set(params))
         if missing or extra:
             raise CheckpointError(f"{where} does not fit this model: missing parameters {missing}, "
@@ -648,6 +803,63 @@ def _refuse(path, why):
     return CheckpointError(f"checkpoint {path}: {why}")
 
 
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_DEFLATE_MAX_RATIO = 1032   # deflate cannot expand one input byte into more output bytes
+
+
+def _check_archive(path, f, size):
+    """Look at every member of an .npz before np.load does, and refuse what it would
+    misread or allocate too much for.
+
+    np.load allocates an array of the shape a member's .npy header claims before
+    it reads the data, so a 200-byte file could ask for terabytes. Here each
+    member must be an .npy array, stored or deflated, whose claimed size fits in
+    the bytes the member really holds (at most 1032 times its compressed size for
+    deflate), with no Python objects (pickle). Only headers are read.
+    """
+    try:
+        with zipfile.ZipFile(f) as zf:
+            stored = 0
+            for info in zf.infolist():
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise _refuse(path, f"unexpected member {name!r}; an npnet checkpoint holds only .npy arrays")
+                if info.compress_type == zipfile.ZIP_STORED:
+                    room = info.compress_size
+                elif info.compress_type == zipfile.ZIP_DEFLATED:
+                    room = info.compress_size * _DEFLATE_MAX_RATIO
+                else:
+                    raise _refuse(path, f"member {name!r} uses zip compression method {info.compress_type}; "
+                                        "only stored or deflated members are read")
+                stored += info.compress_size
+                if info.file_size > room or stored > size:
+                    raise _refuse(path, f"member {name!r} claims {info.file_size} bytes, more than the file "
+                                        f"holds for it; the file is corrupt")
+                with zf.open(info) as m:
+                    version = np.lib.format.read_magic(m)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(m)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(m)
+                    else:
+                        raise _refuse(path, f"member {name!r} is an .npy of version {version}, which npnet "
+                                            "does not write")
+                    key = name[:-4]
+                    if dtype.hasobject:
+                        raise _refuse(path, f"array {key!r} holds pickled Python objects; npnet checkpoints "
+                                            "never do, and loading a pickle can run arbitrary code, so it is "
+                                            "refused")
+                    claimed = math.prod(shape) * dtype.itemsize
+                    if claimed > info.file_size - m.tell():
+                        raise _refuse(path, f"array {key!r} claims shape {shape} of {dtype} ({claimed} bytes) "
+                                            f"but its member holds {max(info.file_size - m.tell(), 0)}; "
+                                            "the file is corrupt")
+    except CheckpointError:
+        raise
+    except Exception as e:   # noqa: BLE001 - zipfile and the .npy header parser fail in many ways
+        raise _refuse(path, f"corrupt .npz archive ({type(e).__name__}: {e})") from None
+
+
 def load_checkpoint(path):
     """Read and verify a checkpoint written by :func:`save_checkpoint`.
 
@@ -664,35 +876,44 @@ def load_checkpoint(path):
     Returns:
         :class:`Checkpoint`.
     """
-    path = os.fspath(path)
+    path = V.path(path, "path")
     try:
-        z = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if head.startswith(_ZIP_MAGICS):
+                f.seek(0)
+                _check_archive(path, f, size)
     except FileNotFoundError:
         raise _refuse(path, "no such file") from None
     except OSError as e:
         raise _refuse(path, f"cannot read it: {e.strerror or e}") from None
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise _refuse(path, "it holds pickled data; npnet checkpoints never do, and loading a pickle "
-                                "can run arbitrary code, so it is refused") from None
-        raise _refuse(path, f"not an npnet checkpoint (.npz): {e}") from None
+    if not head.startswith(_ZIP_MAGICS):
+        if not head:
+            why = "the file is empty"
+        elif head.startswith(b"\x93NUMPY"):
+            why = "not an npnet checkpoint: a single .npy array, not an .npz archive"
+        elif head[:1] == b"\x80":
+            why = ("it holds pickled data; npnet checkpoints never do, and loading a pickle can run arbitrary "
+                   "code, so it is refused")
+        else:
+            why = f"not an npnet checkpoint: an .npz (zip) archive starts with PK, this file with {head[:4]!r}"
+        raise _refuse(path, why)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise _refuse(path, f"cannot read it: {e.strerror or e}") from None
     except Exception as e:   # noqa: BLE001 - a damaged file can fail in many ways inside np.load
         raise _refuse(path, f"corrupt or not an .npz file ({type(e).__name__}: {e})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise _refuse(path, "not an npnet checkpoint: a single .npy array, not an .npz archive")
     arrays = {}
     with z:
         for key in z.files:
             try:
                 arrays[key] = z[key]
-            except ValueError as e:
-                if "pickle" in str(e):
-                    raise _refuse(path, f"array {key!r} holds pickled Python objects; npnet checkpoints "
-                                        "never do, and loading a pickle can run arbitrary code, so it "
-                                        "is refused") from None
-                raise _refuse(path, f"array {key!r} is corrupt ({e})") from None
             except Exception as e:   # noqa: BLE001 - bad CRC, truncated member, broken header...
                 raise _refuse(path, f"array {key!r} is corrupt ({type(e).__name__}: {e})") from None
+            if not isinstance(arrays[key], np.ndarray):   # np.load returns the raw bytes of a non-.npy member
+                raise _refuse(path, f"the entry {key!r} is not an .npy array")
 
     def scalar(key, kind):
         a = arrays.get(key)
@@ -735,16 +956,26 @@ def load_checkpoint(path):
         if words.dtype != np.uint64 or words.shape != (6,) or kind.shape != () or kind.item() not in _RNG_TYPES:
             raise _refuse(path, f"generator {name!r} is malformed")
         rngs[name] = _decode_rng(words, kind.item())
+        try:   # a state numpy would refuse, refused now rather than halfway through restore()
+            getattr(np.random, kind.item())().state = rngs[name]
+        except (ValueError, TypeError, OverflowError) as e:
+            raise _refuse(path, f"generator {name!r} holds an invalid state ({e})") from None
     columns = [f.name for f in dataclasses.fields(EpochResult)]
     if sorted(metrics) != sorted(columns) or len({m.shape for m in metrics.values()}) != 1 \
             or any(m.ndim != 1 or m.dtype != np.float64 for m in metrics.values()):
         raise _refuse(path, f"metrics must be float64 vectors of equal length named {columns}")
+    epochs_column = metrics["epoch"]
+    if not np.all(np.isfinite(epochs_column)) or np.any(epochs_column != np.round(epochs_column)) \
+            or np.any(np.abs(epochs_column) > 2**53):
+        raise _refuse(path, "metrics/epoch must hold whole epoch numbers")
     rows = [EpochResult(**{c: (int(metrics[c][i]) if c == "epoch" else float(metrics[c][i])) for c in columns})
             for i in range(metrics["epoch"].shape[0])]
     try:
         config = json.loads(scalar("config", "U"))
     except ValueError as e:
         raise _refuse(path, f"config is not valid JSON ({e})") from None
+    if config is not None and not isinstance(config, dict):
+        raise _refuse(path, f"config must be a JSON object or null, got {type(config).__name__}")
     epoch = scalar("epoch", "iu")
     if epoch < 0 or len(rows) != epoch:
         raise _refuse(path, f"epoch {epoch} does not match the {len(rows)} rows of metrics")
@@ -765,6 +996,7 @@ def TorchTwin(model, optimizer):
     """
     import importlib
     try:
+        importlib.import_module("torch")   # itself: reference.lockstep may already be imported
         lockstep = importlib.import_module("reference.lockstep")
     except ImportError as e:
         raise ImportError(f"a torch twin needs PyTorch and npnet's reference package: {e}") from e

@@ -84,12 +84,34 @@ def linear_backward(dY, X, W, *, need_dX=True, need_db=True):
     Returns:
         ``(dX, dW, db)``; ``dX`` is None when not needed, ``db`` None when not needed.
     """
+    dY, X, W = _check_linear_backward(dY, X, W, need_dX, need_db)
     dY2 = dY.reshape(-1, dY.shape[-1])
     X2 = X.reshape(-1, X.shape[-1])
     dW = dY2.T @ X2
     db = dY2.sum(axis=0) if need_db else None
     dX = dY @ W if need_dX else None
     return dX, dW, db
+
+
+def _check_linear_backward(dY, X, W, need_dX, need_db):
+    X = V.float_array(X, "X", min_ndim=1)
+    W = V.float_array(W, "W")
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D (out_features, in_features), got shape {W.shape}")
+    if X.shape[-1] != W.shape[1]:
+        raise ValueError(f"X has {X.shape[-1]} features on its last axis but W expects {W.shape[1]}: "
+                         f"X shape {X.shape}, W shape {W.shape}")
+    dY = V.float_array(dY, "dY")
+    expected = X.shape[:-1] + W.shape[:1]
+    if dY.shape != expected:
+        raise ValueError(f"dY must have shape {expected} (X's leading dims, W's out_features), got {dY.shape}")
+    if dY.dtype != X.dtype:
+        raise TypeError(f"dY must have dtype {X.dtype} to match X, got {dY.dtype}")
+    if W.dtype != X.dtype:
+        raise TypeError(f"W must have dtype {X.dtype} to match X, got {W.dtype}")
+    V.flag(need_dX, "need_dX")
+    V.flag(need_db, "need_db")
+    return dY, X, W
 
 
 # ----------------------------------------------------------------------- activations
@@ -108,6 +130,8 @@ def relu_backward(dY, X):
     where torch gives 0. So the zeros are made by clearing bits: every bit of
     dY is kept where X > 0 (an all-ones integer mask) and cleared elsewhere.
     """
+    X = V.float_array(X, "X")
+    dY = V.like(dY, "dY", X, "X")
     return _keep_where(dY, X > 0)
 
 
@@ -124,11 +148,15 @@ _SAME_SIZE_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64
 def leaky_relu(X, negative_slope=0.01):
     """``X`` where X > 0, else ``negative_slope * X``."""
     X = V.float_array(X, "input")
+    negative_slope = V.real_number(negative_slope, "negative_slope")
     return np.where(X > 0, X, X * X.dtype.type(negative_slope))
 
 
 def leaky_relu_backward(dY, X, negative_slope=0.01):
     """dX = dY where X > 0, else negative_slope * dY (the slope is used at exactly 0, as in torch)."""
+    X = V.float_array(X, "X")
+    dY = V.like(dY, "dY", X, "X")
+    negative_slope = V.real_number(negative_slope, "negative_slope")
     return np.where(X > 0, dY, dY * dY.dtype.type(negative_slope))
 
 
@@ -151,6 +179,8 @@ def sigmoid(X):
 
 def sigmoid_backward(dY, Y):
     """dX = dY * Y * (1 - Y), from the forward *output* Y."""
+    Y = V.float_array(Y, "Y")
+    dY = V.like(dY, "dY", Y, "Y")
     return dY * Y * (1 - Y)
 
 
@@ -161,6 +191,8 @@ def tanh(X):
 
 def tanh_backward(dY, Y):
     """dX = dY * (1 - Y^2), from the forward *output* Y."""
+    Y = V.float_array(Y, "Y")
+    dY = V.like(dY, "dY", Y, "Y")
     return dY * (1 - Y * Y)
 
 
@@ -184,6 +216,9 @@ def softmax(X, axis=-1):
 
 def softmax_backward(dY, Y, axis=-1):
     """dX = Y * (dY - sum(dY * Y, axis)): the Jacobian-vector product, never the Jacobian."""
+    Y = V.float_array(Y, "Y")
+    dY = V.like(dY, "dY", Y, "Y")
+    axis = _axis(axis, Y.ndim)
     s = (dY * Y).sum(axis=axis, keepdims=True)
     dX = dY - s
     dX *= Y
@@ -203,6 +238,9 @@ def log_softmax(X, axis=-1):
 
 def log_softmax_backward(dY, Y, axis=-1):
     """dX = dY - exp(Y) * sum(dY, axis), from the forward *output* Y (the log-probabilities)."""
+    Y = V.float_array(Y, "Y")
+    dY = V.like(dY, "dY", Y, "Y")
+    axis = _axis(axis, Y.ndim)
     return dY - np.exp(Y) * dY.sum(axis=axis, keepdims=True)
 
 
@@ -221,7 +259,10 @@ def dropout_mask(shape, p, rng, dtype=np.float32):
     """A keep-mask for inverted dropout: each entry is ``1 / (1 - p)`` with probability
     ``1 - p`` and 0 otherwise (all zeros when p == 1, as in torch).
     """
-    dtype = np.dtype(dtype)
+    shape = V.dims(shape, "shape")
+    p = V.real_number(p, "p", low=0.0, high=1.0)
+    rng = V.generator(rng)
+    dtype = V.float_dtype(dtype)
     if p == 1:
         return np.zeros(shape, dtype)
     keep = rng.random(shape, dtype=np.float64 if dtype == np.float64 else np.float32) >= p
@@ -231,6 +272,7 @@ def dropout_mask(shape, p, rng, dtype=np.float32):
 def dropout(X, mask):
     """Y = X * mask, with ``mask`` from :func:`dropout_mask` (already scaled by 1 / (1 - p))."""
     V.float_array(X, "input")
+    V.float_array(mask, "mask")
     V.same_shape(mask, "mask", X.shape)
     V.same_dtype(mask, "mask", X.dtype)
     return X * mask
@@ -238,6 +280,8 @@ def dropout(X, mask):
 
 def dropout_backward(dY, mask):
     """dX = dY * mask: dropped units pass no gradient, kept ones are scaled as in forward."""
+    mask = V.float_array(mask, "mask")
+    dY = V.like(dY, "dY", mask, "mask")
     return dY * mask
 
 
@@ -296,6 +340,11 @@ def cross_entropy_backward(dloss, logits, target, *, weight=None, ignore_index=-
     if log_probs is None:
         ce.forward(logits)      # the same fused computation the loss module runs
         return ce.grad(dloss)
+    log_probs = V.float_array(log_probs, "log_probs")
+    if log_probs.shape != ce.shape:
+        raise ValueError(f"log_probs must have the input's shape {ce.shape}, got {log_probs.shape}")
+    if log_probs.dtype != ce.dtype:
+        raise TypeError(f"log_probs must have the input's dtype {ce.dtype}, got {log_probs.dtype}")
     return ce.backward(dloss, log_probs)
 
 

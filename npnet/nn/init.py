@@ -378,14 +378,14 @@ def xavier_uniform_(array, gain=1.0, *, rng=None):
 
     Args:
         array: a writable float ndarray with at least 2 dims, laid out (out, in, *kernel).
-        gain: an optional scaling factor, e.g. ``calculate_gain("tanh")``.
+        gain: a scaling factor >= 0, e.g. ``calculate_gain("tanh")``.
         rng: a ``numpy.random.Generator`` (default: a fresh one).
 
     Example:
         >>> w = xavier_uniform_(np.empty((3, 5)), gain=calculate_gain("relu"), rng=np.random.default_rng(0))
     """
     _writable_float_array(array)
-    gain = _real(gain, "gain")
+    gain = _non_negative(gain, "gain")   # a negative gain is a negative std (torch refuses it too)
     fan_in, fan_out = calculate_fan_in_and_fan_out(array)
     rng = _validate.generator(rng)
     if array.size == 0:
@@ -402,14 +402,14 @@ def xavier_normal_(array, gain=1.0, *, rng=None):
 
     Args:
         array: a writable float ndarray with at least 2 dims, laid out (out, in, *kernel).
-        gain: an optional scaling factor.
+        gain: a scaling factor >= 0.
         rng: a ``numpy.random.Generator`` (default: a fresh one).
 
     Example:
         >>> w = xavier_normal_(np.empty((3, 5)), rng=np.random.default_rng(0))
     """
     _writable_float_array(array)
-    gain = _real(gain, "gain")
+    gain = _non_negative(gain, "gain")   # a negative gain is a negative std (torch refuses it too)
     fan_in, fan_out = calculate_fan_in_and_fan_out(array)
     rng = _validate.generator(rng)
     if array.size == 0:

@@ -353,7 +353,8 @@ class Flatten(Module):
         return X.shape[:s] + (math.prod(X.shape[s:e + 1]),) + X.shape[e + 1:]
 
     def forward(self, X, train=True):
-        Y = X.reshape(self._shape(X))
+        out_shape = self._shape(X)   # checks X first: a list has no reshape to fail on
+        Y = X.reshape(out_shape)
         shape = X.shape
 
         def backward(dY, *, need_dx=True):
@@ -362,7 +363,8 @@ class Flatten(Module):
         return Y, backward
 
     def __call__(self, X):
-        return X.reshape(self._shape(X))
+        shape = self._shape(X)
+        return X.reshape(shape)
 
     def extra_repr(self):
         return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
@@ -385,6 +387,7 @@ class Dropout(Module):
 
     def forward(self, X, train=True):
         V.float_array(X, "input")
+        V.flag(train, "train")
         if not train or self.p == 0:
             def identity_backward(dY, *, need_dx=True):
                 return _check_dy(dY, X, "Dropout"), {}
