@@ -169,7 +169,7 @@ def sigmoid(X):
     expected and silenced, not an error.
     """
     X = V.float_array(X, "input")
-    Y = np.negative(X)
+    Y = np.negative(X, out=np.empty(X.shape, X.dtype))   # an array even for 0-d X, so out= works below
     with np.errstate(over="ignore"):
         np.exp(Y, out=Y)
     Y += 1
