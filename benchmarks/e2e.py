@@ -106,8 +106,11 @@ def gemm_epoch_seconds(n, hidden, repeats):
 def peak_rss_mb(args):
     """Peak resident memory of ``npnet train`` with ``args``, run in a subprocess."""
     with tempfile.TemporaryDirectory() as out:
-        code = ("import resource, sys\nfrom npnet import cli\ncode = cli.main(sys.argv[1:])\n"
-                "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)")
+        # VmHWM, not getrusage's ru_maxrss: on Linux ru_maxrss survives exec, so a child
+        # forked from this (large) process would report the parent's size.
+        code = ("import sys\nfrom npnet import cli\ncode = cli.main(sys.argv[1:])\n"
+                "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+                "print('MAXRSS', hwm.split()[1])\nsys.exit(code)")
         proc = subprocess.run([sys.executable, "-c", code, "train", "--out", out, *args],
                               capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
         if proc.returncode != 0:
