@@ -208,9 +208,9 @@ def softmax(X, axis=-1):
     axis = _axis(axis, X.ndim)
     if X.shape[axis] == 0:
         return X.copy()  # nothing to normalize (np.max would refuse the empty axis)
-    E = X - X.max(axis=axis, keepdims=True)
+    E = X - _max(X, axis)
     np.exp(E, out=E)
-    E /= E.sum(axis=axis, keepdims=True)
+    E /= _sum(E, axis)
     return E
 
 
@@ -219,8 +219,8 @@ def softmax_backward(dY, Y, axis=-1):
     Y = V.float_array(Y, "Y")
     dY = V.like(dY, "dY", Y, "Y")
     axis = _axis(axis, Y.ndim)
-    s = (dY * Y).sum(axis=axis, keepdims=True)
-    dX = dY - s
+    P = dY * Y
+    dX = dY - _sum(P, axis)
     dX *= Y
     return dX
 
@@ -231,8 +231,8 @@ def log_softmax(X, axis=-1):
     axis = _axis(axis, X.ndim)
     if X.shape[axis] == 0:
         return X.copy()
-    Z = X - X.max(axis=axis, keepdims=True)
-    Z -= np.log(np.exp(Z).sum(axis=axis, keepdims=True))
+    Z = X - _max(X, axis)
+    Z -= np.log(_sum(np.exp(Z), axis))
     return Z
 
 
@@ -241,7 +241,35 @@ def log_softmax_backward(dY, Y, axis=-1):
     Y = V.float_array(Y, "Y")
     dY = V.like(dY, "dY", Y, "Y")
     axis = _axis(axis, Y.ndim)
-    return dY - np.exp(Y) * dY.sum(axis=axis, keepdims=True)
+    dX = np.exp(Y)
+    dX *= _sum(dY, axis)
+    np.subtract(dY, dX, out=dX)
+    return dX
+
+
+def _max(X, axis):
+    """``X.max(axis, keepdims=True)``, fast for the short rows of a classifier's logits.
+
+    NumPy reduces a short contiguous row (10 classes) one row at a time, about
+    4x slower than reducing the transposed copy down its columns, where every
+    SIMD lane works on a different row. The maximum is exact either way.
+    """
+    if X.ndim == 2 and axis in (1, -1) and X.shape[1] <= _SHORT_ROW < X.shape[0]:
+        return np.ascontiguousarray(X.T).max(axis=0)[:, None]
+    return X.max(axis=axis, keepdims=True)
+
+
+def _sum(X, axis):
+    """``X.sum(axis, keepdims=True)``; over the last axis of a 2-D array as the
+    matrix-vector product ``X @ ones`` (BLAS: 1.7 us against NumPy's 6.5 us at
+    (256, 10), 0.22 ms against 0.77 ms at (4096, 1000)). The summation order
+    differs from NumPy's pairwise sum, within the same rounding bound."""
+    if X.ndim == 2 and axis in (1, -1) and X.shape[1] > 0:
+        return (X @ np.ones(X.shape[1], X.dtype))[:, None]
+    return X.sum(axis=axis, keepdims=True)
+
+
+_SHORT_ROW = 32   # rows at most this long take the transposed route in _max
 
 
 def _axis(axis, ndim):
@@ -443,10 +471,13 @@ class _CrossEntropy:
         # Plain class indices, fused: loss_i = log(sum_c exp(z_ic)) - z_i,t with
         # z = x - max(x); the exponentials are kept, since softmax = E / s.
         R = self._rows(logits)
-        Z = R - R.max(axis=1, keepdims=True)
-        z_t = Z[np.arange(Z.shape[0]), self.t]
+        Z = R - _max(R, 1)
+        # Z[i, t_i] for every row, as one gather from the flat array (a third of
+        # the time of Z[arange, t] at (256, 10)); Z is a fresh C-contiguous array.
+        self.flat_t = self.t + self.C * np.arange(Z.shape[0])
+        z_t = Z.take(self.flat_t)
         np.exp(Z, out=Z)
-        s = Z.sum(axis=1)
+        s = _sum(Z, 1)[:, 0]
         self.E, self.s = Z, s
         per_row = np.log(s)
         per_row -= z_t
@@ -462,11 +493,11 @@ class _CrossEntropy:
         """d loss / d logits after :meth:`forward`: scale * (softmax - onehot) in the plain case."""
         if not hasattr(self, "E"):
             return self.backward(dloss, self.log_probs)
-        M = self.E.shape[0]
         scale = self._scale(dloss, self._count())   # 0-d or (M, 1); 0 on ignored rows
         with np.errstate(invalid="ignore"):
-            G = self.E * (scale / self.s[:, None])                        # scale * softmax
-            G[np.arange(M), self.t] -= scale if scale.ndim == 0 else scale[:, 0]   # ... - scale * onehot
+            r = scale / self.s if scale.ndim == 0 else scale[:, 0] / self.s
+            G = self.E * r[:, None]                                       # scale * softmax
+            G.reshape(-1)[self.flat_t] -= scale if scale.ndim == 0 else scale[:, 0]   # ... - scale * onehot
         return self._unrows(G)
 
     def _rows(self, A):
