@@ -6,6 +6,7 @@ as one float32 tensor, batches by slicing a random permutation, and
 what ``npnet train`` runs: :func:`npnet.train.train_epoch` over a
 :class:`npnet.data.DataLoader` that keeps the images as uint8.
 """
+import copy
 import os
 import subprocess
 import sys
@@ -75,11 +76,122 @@ def _check_lockstep(kind, X, y, steps=10):
             raise AssertionError(f"{kind}: parameter {k} differs by {err:.2e} after {steps} lockstep steps")
 
 
-def gemm_epoch_seconds(n, hidden, repeats):
-    """The time an MLP epoch's matrix products alone take, at the epoch's shapes.
+def fused_numpy_epoch(kind, params, X, y, order, lr):
+    """One epoch written straight in NumPy, no library: the same model, data and
+    SGD update as npnet's epoch, with every step fused and in place by hand.
+
+    What NumPy itself allows on this machine, so the report can tell npnet's own
+    cost apart from NumPy's. ``params`` (torch's keys) are updated in place;
+    returns the mean loss.
+    """
+    f32 = np.float32
+    Xf = X.reshape(X.shape[0], -1)
+    staging = np.empty((BATCH, Xf.shape[1]), np.uint8)
+    xb = np.empty((BATCH, Xf.shape[1]), f32)
+    mlp = kind == "mlp"
+    if mlp:
+        W1, b1, W2, b2 = params["1.weight"], params["1.bias"], params["3.weight"], params["3.bias"]
+    else:
+        W2, b2 = params["1.weight"], params["1.bias"]
+    step = f32(lr)
+    total = 0.0
+    for start in range(0, len(order), BATCH):
+        idx = order[start:start + BATCH]
+        m = len(idx)
+        x = xb[:m]
+        np.divide(np.take(Xf, idx, axis=0, out=staging[:m]), f32(255), out=x, dtype=f32)
+        t = y[idx]
+        if mlp:
+            H = x @ W1.T
+            H += b1
+            np.maximum(H, 0, out=H)
+        else:
+            H = x
+        Z = H @ W2.T
+        Z += b2
+        Z -= Z.max(axis=1, keepdims=True)
+        rows = np.arange(m)
+        z_t = Z[rows, t]
+        np.exp(Z, out=Z)
+        s = Z.sum(axis=1)
+        total += float((np.log(s) - z_t).sum())
+        Z *= (f32(1) / (s * f32(m)))[:, None]     # softmax / m
+        Z[rows, t] -= f32(1) / f32(m)             # (softmax - onehot) / m
+        dW2, db2 = Z.T @ H, Z.sum(axis=0)
+        if mlp:
+            dH = Z @ W2
+            dH *= H > 0
+            dW1, db1 = dH.T @ x, dH.sum(axis=0)
+            W1 -= step * dW1
+            b1 -= step * db1
+        W2 -= step * dW2
+        b2 -= step * db2
+    return total / len(order)
+
+
+def floor_epoch(kind, X, hidden=256):
+    """A callable running only the unavoidable work of one epoch: the shuffled
+    uint8 gather and float32 conversion of every batch, and the matrix products
+    (forward and weight gradients, plus dH for the MLP) at the epoch's shapes.
+    No implementation in NumPy can take less."""
+    f32 = np.float32
+    rng = np.random.default_rng(0)
+    Xf = X.reshape(X.shape[0], -1)
+    staging = np.empty((BATCH, Xf.shape[1]), np.uint8)
+    xb = np.empty((BATCH, Xf.shape[1]), f32)
+    out = 10
+    W1 = rng.standard_normal((hidden, Xf.shape[1]), dtype=f32)
+    W2 = rng.standard_normal((out, hidden if kind == "mlp" else Xf.shape[1]), dtype=f32)
+    dZ = rng.standard_normal((BATCH, out), dtype=f32)
+    dH = rng.standard_normal((BATCH, hidden), dtype=f32)
+
+    def epoch():
+        order = rng.permutation(Xf.shape[0])
+        for start in range(0, len(order), BATCH):
+            idx = order[start:start + BATCH]
+            m = len(idx)
+            x = xb[:m]
+            np.divide(np.take(Xf, idx, axis=0, out=staging[:m]), f32(255), out=x, dtype=f32)
+            H = x @ W1.T if kind == "mlp" else x
+            H @ W2.T
+            dZ[:m].T @ H
+            if kind == "mlp":
+                dZ[:m] @ W2
+                dH[:m].T @ x
+    return epoch
+
+
+def _check_fused(kind, model, X, y, lr, steps=5):
+    """The fused loop must compute what npnet computes: same start, same batches."""
+    order = np.random.default_rng(3).permutation(len(X))[:steps * BATCH]
+    params = {k: v.copy() for k, v in model.params.items()}
+    clone = copy.deepcopy(model)
+    opt = optim.SGD(clone.params, lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    losses = []
+    for start in range(0, len(order), BATCH):
+        idx = order[start:start + BATCH]
+        xb = (X[idx] / np.float32(255)).astype(np.float32)[:, None]
+        out, backward = clone.forward(xb)
+        loss, loss_backward = loss_fn.forward(out, y[idx].astype(np.int64))
+        _, grads = backward(loss_backward(), need_dx=False)
+        opt.step(grads)
+        losses.append(float(loss))
+    fused = fused_numpy_epoch(kind, params, X, y, order, lr)
+    if abs(fused - np.mean(losses)) > 1e-4 * max(1.0, abs(fused)):
+        raise AssertionError(f"{kind}: fused loop's mean loss {fused} != npnet's {np.mean(losses)}")
+    for k, v in clone.params.items():
+        err = float(np.abs(params[k] - v).max())
+        if err > 1e-4:
+            raise AssertionError(f"{kind}: fused loop's {k} differs from npnet's by {err:.2e}")
+
+
+def gemm_epoch(n, hidden):
+    """A callable running an MLP epoch's matrix products alone, at the epoch's shapes.
 
     Per batch: X W1^T and H W2^T forward; dZ2^T H, dZ2 W2 and dZ1^T X backward
-    (the first layer needs no input gradient).
+    (the first layer needs no input gradient). Timed interleaved with the epoch
+    itself, so the share of the epoch they take is a ratio from one window of time.
     """
     rng = np.random.default_rng(0)
     f32 = np.float32
@@ -98,9 +210,7 @@ def gemm_epoch_seconds(n, hidden, repeats):
             dZ2.T @ H
             dZ2 @ W2
             dZ1.T @ X
-
-    medians, _ = interleaved({"gemm": epoch}, repeats=repeats, target_seconds=0.0)
-    return medians["gemm"]
+    return epoch
 
 
 def peak_rss_mb(args):
@@ -148,19 +258,30 @@ def run(quick=False, repeats=7):
         loader = data.DataLoader(X_train, y_train, BATCH, shuffle=True, rng=rng)
         loss_fn = nn.CrossEntropyLoss()
         gen = torch.Generator().manual_seed(1)
+        _check_fused(kind, model, X_train, y_train, lr)
+        fused_params = {k: v.copy() for k, v in model.params.items()}
+        fused_rng = np.random.default_rng(2)
         medians, _ = interleaved({
             "npnet": lambda: T.train_epoch(model, loss_fn, opt, loader),
             "torch": lambda: _torch_epoch(tmodel, topt, Xt, yt, gen),
+            "fused": lambda: fused_numpy_epoch(kind, fused_params, X_train, y_train,
+                                               fused_rng.permutation(len(X_train)), lr),
+            "floor": floor_epoch(kind, X_train),
+            **({"gemm": gemm_epoch(len(X_train), 256)} if kind == "mlp" else {}),
         }, repeats=repeats, target_seconds=0.0)
-        epoch_times[kind] = medians["npnet"]
-        results.append({"group": "train", "name": label, "shape": f"{len(X_train)} images, batch {BATCH}",
-                        "npnet_s": medians["npnet"], "torch_s": medians["torch"],
-                        "ratio": medians["npnet"] / medians["torch"], "agree": True})
-    gemm = gemm_epoch_seconds(len(X_train), 256, repeats)
+        epoch_times[kind] = medians
+        shape = f"{len(X_train)} images, batch {BATCH}"
+        for key, name in (("npnet", label), ("fused", f"{label}: fused NumPy loop, no library"),
+                          ("floor", f"{label}: batch preparation and matrix products alone")):
+            results.append({"group": "train", "name": name, "shape": shape,
+                            "npnet_s": medians[key], "torch_s": medians["torch"],
+                            "ratio": medians[key] / medians["torch"], "agree": True,
+                            "reference": key != "npnet"})
+    mlp = epoch_times["mlp"]
     results.append({"group": "train", "name": "MLP epoch: matrix products alone (GEMM-bound limit)",
-                    "value": gemm, "unit": "s", "target": None})
+                    "value": mlp["gemm"], "unit": "s", "target": None})
     results.append({"group": "train", "name": "MLP epoch: share of time in matrix products",
-                    "value": gemm / epoch_times["mlp"], "unit": "", "target": 0.75, "higher_is_better": True})
+                    "value": mlp["gemm"] / mlp["npnet"], "unit": "", "target": 0.75, "higher_is_better": True})
     start = time.perf_counter()
     data.load_fashion_mnist()
     results.append({"group": "data", "name": "load_fashion_mnist, in process, warm", "value": time.perf_counter() - start,

@@ -54,6 +54,10 @@ def markdown(results, info, targets=None):
             f"| {r['group']} | {r['name']} | {r.get('shape', '')} | {_fmt_time(r.get('npnet_s'))} | "
             f"{_fmt_time(r.get('torch_s'))} | {r['ratio']:.2f} | {'' if target is None else f'<= {target}'} | {met} |"
         )
+    if any(r.get("reference") for r in results):
+        lines += ["", "Rows ending in \"fused NumPy loop, no library\" and \"... alone\" time plain NumPy "
+                  "code written without npnet (in the npnet column), as reference points: what NumPy "
+                  "itself allows on this machine, and the floor no NumPy implementation can go below."]
     extra = [r for r in results if r.get("ratio") is None]
     if extra:
         lines += ["", "| measurement | value | target | met |", "|---|---|---|---|"]
@@ -76,7 +80,8 @@ def bar_chart(results, path):
     labels = [f"{r['name']} {r.get('shape', '')}" for r in rows]
     ratios = [r["ratio"] for r in rows]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
-    colors = ["tab:green" if v <= (r.get("target") or 1.0) else "tab:red" for v, r in zip(ratios, rows)]
+    colors = ["tab:gray" if r.get("reference") else "tab:green" if v <= (r.get("target") or 1.0) else "tab:red"
+              for v, r in zip(ratios, rows)]
     ax.barh(range(len(rows)), ratios, color=colors)
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()

@@ -322,3 +322,14 @@ def test_softmax_of_an_empty_axis_is_empty_as_in_torch(shape, axis):
     for fn, tfn in [(F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)]:
         y = fn(np.zeros(shape, np.float32), axis)
         assert y.shape == tuple(tfn(torch.zeros(shape), axis).shape) and y.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_keeps_the_shape_of_0d_and_strided_inputs(dtype):
+    # A 0-d input once came back as shape (1,): np.ascontiguousarray adds an axis to 0-d arrays.
+    dx = F.relu_backward(np.array(2.5, dtype), np.array(1.0, dtype))
+    assert dx.shape == () and dx.dtype == dtype and dx == 2.5
+    assert F.relu_backward(np.array(np.inf, dtype), np.array(-1.0, dtype)) == 0   # torch: 0, not inf * 0
+    X = np.arange(-6, 6, dtype=dtype).reshape(3, 4)[:, ::2]          # non-contiguous
+    dY = np.full((3, 4), 3.0, dtype)[:, ::2]
+    np.testing.assert_array_equal(F.relu_backward(dY, X), np.where(X > 0, 3.0, 0.0).astype(dtype))
