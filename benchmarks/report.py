@@ -76,10 +76,11 @@ def bar_chart(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     rows = [r for r in results if r.get("ratio") is not None]
-    labels = [f"{r['name']} {r.get('shape', '')}" for r in rows]
+    labels = [r["name"] if r["group"] == "train" else f"{r['name']} {r.get('shape', '')}" for r in rows]
     ratios = [r["ratio"] for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(12, 0.35 * len(rows) + 1.5))
     colors = ["tab:gray" if r.get("reference") else "tab:green" if v <= (r.get("target") or 1.0) else "tab:red"
               for v, r in zip(ratios, rows)]
     ax.barh(range(len(rows)), ratios, color=colors)
@@ -92,6 +93,9 @@ def bar_chart(results, path):
             ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], color="black", ls="--", lw=0.8)
     lo, hi = min(ratios + [0.5]), max(ratios + [2.0])
     ax.set_xlim(lo / 1.5, hi * 1.5)
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) if lo / 1.5 <= t <= hi * 1.5]
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel("time ratio npnet / torch (log scale; < 1: npnet faster; dashes: targets)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
