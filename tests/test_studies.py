@@ -284,3 +284,32 @@ def test_a_bad_option_is_an_exit_code_not_a_traceback(tmp_path):
     assert main(["vanishing", "--quick", "--seed", "-1", "--out", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
         main(["no-such-study"])
+
+
+def test_an_unusable_out_folder_is_an_exit_code_not_a_traceback(tmp_path, capsys):
+    from npnet.studies.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["vanishing", "--quick", "--out", ""])
+    assert exc.value.code == 2 and "--out" in capsys.readouterr().err
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert main(["vanishing", "--quick", "--out", str(a_file)]) == 1
+    captured = capsys.readouterr()
+    assert "cannot write into --out" in captured.err and str(a_file) in captured.err
+    assert "product of 100 random" in captured.out      # the result was printed before the write failed
+    assert a_file.read_text() == "not a folder"
+
+
+def test_naive_cross_entropy_refuses_what_is_not_class_indices():
+    from npnet.studies import stability
+
+    P = np.full((2, 3), 1 / 3)
+    assert stability.naive_cross_entropy(P, np.array([0, 2])) == pytest.approx(np.log(3))
+    for fn in (stability.naive_cross_entropy, stability.naive_cross_entropy_backward):
+        with pytest.raises(TypeError, match="integer class indices"):
+            fn(P, np.array([0.0, 1.0]))          # once an IndexError from NumPy
+        with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+            fn(P, np.array([0, 3]))
+        with pytest.raises(ValueError, match="one class per row"):
+            fn(P, np.array([0, 1, 2]))

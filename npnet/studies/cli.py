@@ -21,9 +21,11 @@ HELP = {
 
 
 def _add_studies(subparsers):
+    from ..cli import _directory   # the same check as ``npnet train --out``: '' is a usage error (exit 2)
+
     for name in STUDIES:
         p = subparsers.add_parser(name, help=HELP[name], description=HELP[name])
-        p.add_argument("--out", default=os.path.join("runs", f"study-{name}"),
+        p.add_argument("--out", type=_directory, default=os.path.join("runs", f"study-{name}"),
                        help="folder for the table and the PNG (default: %(default)s)")
         p.add_argument("--quick", action="store_true", help="the small, seconds-long version the tests run")
         p.add_argument("--seed", type=int, default=0, help="seeds every random draw (default: %(default)s)")
@@ -81,15 +83,19 @@ def run_study(name, args):
         return 2
     elapsed = time.perf_counter() - start
     text = module.table(result)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "table.txt"), "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    print(text)   # printed first: a folder that cannot be written loses nothing of the result
     try:
-        png = module.plot(result, os.path.join(args.out, f"{name}.png"))
-    except ImportError as exc:
-        print(f"(no figure: {exc}; pip install matplotlib)")
-        png = None
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "table.txt"), "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        try:
+            png = module.plot(result, os.path.join(args.out, f"{name}.png"))
+        except ImportError as exc:
+            print(f"(no figure: {exc}; pip install matplotlib)")
+            png = None
+    except OSError as exc:
+        print(f"npnet study {name}: cannot write into --out {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"{name}: {elapsed:.1f} s; wrote {os.path.join(args.out, 'table.txt')}" + (f" and {png}" if png else ""))
     return 0
 

@@ -48,7 +48,9 @@ def naive_softmax(X):
 
 
 def naive_cross_entropy(P, target):
-    """Mean of ``-log P[i, target_i]`` given probabilities ``P`` (N, C)."""
+    """Mean of ``-log P[i, target_i]`` given probabilities ``P`` (N, C) and integer
+    class indices ``target`` (N,)."""
+    P, target = _check_probs_and_target(P, target)
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.log(P[np.arange(P.shape[0]), target]).mean(dtype=P.dtype)
 
@@ -57,11 +59,26 @@ def naive_cross_entropy_backward(P, target):
     """d loss / d logits through the probabilities, by the chain rule:
     dP[i, t_i] = -1 / (N P[i, t_i]), then the softmax backward. A zero
     probability makes dP infinite and the result nan."""
+    P, target = _check_probs_and_target(P, target)
     N = P.shape[0]
     dP = np.zeros_like(P)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         dP[np.arange(N), target] = -1 / (N * P[np.arange(N), target])
         return F.softmax_backward(dP, P)
+
+
+def _check_probs_and_target(P, target):
+    P = V.float_array(P, "P")
+    if P.ndim != 2:
+        raise ValueError(f"P must be 2-D (N, C) probabilities, got shape {P.shape}")
+    if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
+        raise TypeError(f"target must be a numpy.ndarray of integer class indices, got {V.describe(target)}")
+    if target.shape != P.shape[:1]:
+        raise ValueError(f"target must have shape {P.shape[:1]} (one class per row of P), got {target.shape}")
+    if target.size and (target.min() < 0 or target.max() >= P.shape[1]):
+        raise ValueError(f"target must hold class indices in [0, {P.shape[1]}), got values in "
+                         f"[{target.min()}, {target.max()}]")
+    return P, target
 
 
 def _softmax_backward(dY, Y):
