@@ -28,7 +28,6 @@ import os
 import socket
 import stat
 import struct
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +36,7 @@ from http.client import HTTPException
 
 import numpy as np
 
+from . import _io
 from . import _validate
 from .errors import DataError, DownloadError
 
@@ -517,40 +517,12 @@ def _load_cache(path):
         return None
 
 
-def _atomic_write(directory, final, write, prefix):
-    """Call ``write(fileobj, temp_path)`` on a temp file in ``directory``, fsync, rename to ``final``.
-
-    Whatever happens (an exception, KeyboardInterrupt), no temp file survives.
-    """
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f, tmp)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-    try:  # make the rename itself durable; not all systems allow fsync on a directory
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def _save_cache(path, prefix, arrays):
     """Best effort: an unwritable cache directory just means no cache."""
     directory = os.path.dirname(path)
     try:
         os.makedirs(directory, exist_ok=True)
-        _atomic_write(directory, path, lambda f, _: np.savez(f, **arrays), ".decoded-")
+        _io.atomic_write(path, lambda f, _: np.savez(f, **arrays), suffix=".part")
     except OSError:
         return
     for entry in os.listdir(directory):  # drop copies of older versions of this source
@@ -733,9 +705,8 @@ def _download_args(mirrors, timeout, retries, checksums):
     return urls, timeout, retries, checksums
 
 
-def _fetch(url, directory, final, expected, timeout):
+def _fetch(url, final, expected, timeout):
     """Download ``url`` into ``final`` via a temp file, verified, or raise."""
-    base = os.path.basename(final)
 
     def write(out, tmp):
         request = urllib.request.Request(url, headers={"User-Agent": "npnet-data"})
@@ -800,9 +771,8 @@ def _fetch(url, directory, final, expected, timeout):
         if digest != expected:
             raise _Permanent(f"checksum mismatch: the SHA-256 of the decompressed content is {digest}, "
                              f"expected {expected}")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a data file is for every user
 
-    _atomic_write(directory, final, write, "." + base + ".")
+    _io.atomic_write(final, write, suffix=".part")
 
 
 def download_fashion_mnist(root=None, *, mirrors=None, timeout=30.0, retries=2, checksums=None,
@@ -868,7 +838,7 @@ def download_fashion_mnist(root=None, *, mirrors=None, timeout=30.0, retries=2, 
             url = mirror + base + ".gz"
             for attempt in range(retries + 1):
                 try:
-                    _fetch(url, directory, final, checksums[base], timeout)
+                    _fetch(url, final, checksums[base], timeout)
                     break
                 except _Transient as e:
                     failures.append(f"{url} (attempt {attempt + 1}): {e}")

@@ -32,13 +32,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import zipfile
 
 import numpy as np
 
 from . import __version__
+from . import _io
 from . import _validate as V
 from . import nn
 from .errors import CheckpointError, TrainingDiverged
@@ -616,35 +616,10 @@ def _digest(arrays):
 
 
 def _atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temp file next to ``path``; flush, fsync, os.replace.
-
-    An exception (or Ctrl-C) removes the temp file; a SIGKILL may leave one
-    behind (named ``.<name>.*.tmp``) but never touches ``path`` itself.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)   # mkstemp makes 0600; a run's files are for everyone to read
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:   # make the rename durable too; some systems refuse fsync on a directory
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    """Call ``write(fileobj)`` on a temp file next to ``path``, then put it in
+    place in one step (:func:`npnet._io.atomic_write`): an exception or Ctrl-C
+    leaves ``path`` as it was, a SIGKILL never leaves half a file there."""
+    _io.atomic_write(path, lambda f, _: write(f))
 
 
 def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metrics=(), config=None):

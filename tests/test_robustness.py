@@ -1998,8 +1998,9 @@ def test_save_checkpoint_on_a_full_disk_keeps_the_old_one_and_leaves_no_temp_fil
     path = tmp_path / "c.npz"
     T.save_checkpoint(path, model=model, optimizer=opt, scheduler=sched, epoch=0, rng=rng())
     before = path.read_bytes()
-    patch = {"mkstemp": (T.tempfile, "mkstemp", _enospc), "write": (T.os, "fdopen", _proxy_open_failing_after(1000)),
-             "fsync": (T.os, "fsync", _enospc), "replace": (T.os, "replace", _enospc)}[where]
+    from npnet import _io   # every file npnet writes goes through _io.atomic_write
+    patch = {"mkstemp": (_io.tempfile, "mkstemp", _enospc), "write": (_io.os, "fdopen", _proxy_open_failing_after(1000)),
+             "fsync": (_io.os, "fsync", _enospc), "replace": (_io.os, "replace", _enospc)}[where]
     monkeypatch.setattr(*patch)
     with pytest.raises(CheckpointError, match=rf"cannot write checkpoint {re.escape(str(path))}: No space left on device"):
         T.save_checkpoint(path, model=model, optimizer=opt, scheduler=sched, epoch=0, rng=rng(5))
