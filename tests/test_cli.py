@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -19,7 +18,8 @@ import time
 import numpy as np
 import pytest
 
-from npnet import cli, data
+import idxdata
+from npnet import cli
 from npnet import train as T
 
 REAL_DATA_DIR = "/usr/share/datasets/fashion-mnist"
@@ -33,34 +33,14 @@ HEADER = "epoch,train_loss,train_acc,test_acc,seconds"
 ONE_THREAD = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def write_idx(path, array):
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    with open(path, "wb") as f:
-        f.write(bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes())
-
-
 def make_dataset(directory, seed=0):
-    """Four uncompressed IDX files, Fashion-MNIST-shaped and learnable (class c lights rows 2c+4..2c+7)."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(directory, exist_ok=True)
-    for prefix, n in (("train", SMALL["train"]), ("t10k", SMALL["test"])):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            X[y == c, 2 * c + 4:2 * c + 8, 4:24] = 220
-        write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte"), X)
-        write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte"), y)
-    return str(directory)
+    return idxdata.make_dataset(directory, SMALL, seed=seed)
 
 
 @pytest.fixture
 def small(tmp_path, monkeypatch):
     """A small dataset, the only one npnet can find; returns its directory."""
-    monkeypatch.setattr(data, "_COUNTS", dict(SMALL))
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(tmp_path / "no-system-data"),))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("NPNET_DATA", raising=False)
-    return make_dataset(tmp_path / "data")
+    return idxdata.isolate(monkeypatch, tmp_path, SMALL)
 
 
 def run(capsys, *argv):

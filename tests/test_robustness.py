@@ -81,6 +81,7 @@ from npnet.errors import CheckpointError, DataError, DownloadError
 from npnet.nn import functional as F
 from npnet.nn import init
 from reference.twins import twin
+import idxdata
 from strategies import torch_one_thread  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.usefixtures("torch_one_thread"),
@@ -1664,36 +1665,17 @@ SMALL = {"train": 60, "test": 20}
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def write_idx(path, array, gz=False):
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    raw = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-    with open(path, "wb") as f:
-        f.write(gzip.compress(raw, mtime=0) if gz else raw)
+write_idx = idxdata.write_idx
 
 
 def make_dataset(directory, *, gz=False, seed=0):
-    """Four Fashion-MNIST-shaped IDX files of SMALL size (class c lights rows 2c+4..2c+7)."""
-    r = np.random.default_rng(seed)
-    os.makedirs(directory, exist_ok=True)
-    for prefix, n in (("train", SMALL["train"]), ("t10k", SMALL["test"])):
-        y = r.integers(0, 10, n).astype(np.uint8)
-        X = r.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            X[y == c, 2 * c + 4:2 * c + 8, 4:24] = 220
-        suffix = ".gz" if gz else ""
-        write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte{suffix}"), X, gz)
-        write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte{suffix}"), y, gz)
-    return str(directory)
+    return idxdata.make_dataset(directory, SMALL, gz=gz, seed=seed)
 
 
 @pytest.fixture
 def small(tmp_path, monkeypatch):
     """A small dataset, the only one npnet can find; returns its directory."""
-    monkeypatch.setattr(data, "_COUNTS", dict(SMALL))
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(tmp_path / "no-system-data"),))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("NPNET_DATA", raising=False)
-    return make_dataset(tmp_path / "data")
+    return idxdata.isolate(monkeypatch, tmp_path, SMALL)
 
 
 def run_cli(capsys, *argv):
