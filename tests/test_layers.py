@@ -273,3 +273,27 @@ def test_flatten_bad_axes_are_value_errors():
 def test_softmax_axis_out_of_range_is_a_value_error():
     with pytest.raises(ValueError, match=r"axis must be in \[-2, 1\] for a 2-d input, got 2"):
         nn.Softmax(axis=2).forward(np.zeros((2, 3)))
+
+
+def test_backward_closures_keep_only_what_they_need():
+    # Linear's backward needs X and W, not its output; ReLU's needs its output, not X.
+    # So in Linear -> ReLU the pre-activation is freed as soon as ReLU has run.
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(0)
+    lin, relu = nn.Linear(6, 5, rng=rng), nn.ReLU()
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    z, lin_backward = lin.forward(x)
+    h, relu_backward = relu.forward(z)
+    expected = np.where(z > 0, 1.0, 0.0).astype(np.float32)
+    z_ref = weakref.ref(z)
+    del z
+    gc.collect()
+    assert z_ref() is None
+    dz, _ = relu_backward(np.ones_like(h))
+    np.testing.assert_array_equal(dz, expected)
+    dx, grads = lin_backward(dz)
+    np.testing.assert_allclose(grads["weight"], dz.T @ x, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Linear backward: dy must have the output's shape \(4, 5\)"):
+        lin_backward(np.ones((4, 4), np.float32))

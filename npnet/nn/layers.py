@@ -11,6 +11,7 @@ shapes) and nothing else: what a backward needs lives in its closure, so two
 forwards in flight never disturb each other and calling a backward twice returns
 the same answer. Nothing modifies its inputs.
 """
+import collections
 import copy
 import math
 
@@ -97,6 +98,9 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+_Like = collections.namedtuple("_Like", "shape dtype")   # what _check_dy reads of an output
+
+
 def _check_dy(dY, Y, name):
     """The upstream gradient must be shaped and typed like the output it belongs to."""
     if not isinstance(dY, np.ndarray):
@@ -177,9 +181,10 @@ class Linear(Module):
         self._check(X)
         W, b = self.params["weight"], self.params.get("bias")
         Y = F._affine(X, W, b)   # Y = X W^T + b
+        out = _Like(Y.shape, Y.dtype)   # not Y itself: backward needs only its shape, and Y can be freed
 
         def backward(dY, *, need_dx=True):
-            _check_dy(dY, Y, "Linear")
+            _check_dy(dY, out, "Linear")
             dX, dW, db = F.linear_backward(dY, X, W, need_dX=need_dx, need_db=b is not None)
             grads = {"weight": dW}            # dW = dY^T X
             if b is not None:
@@ -212,8 +217,10 @@ class ReLU(_Elementwise):
         self._check(X)
         Y = F.relu(X)
 
+        # Y > 0 exactly where X > 0 (a NaN input stays NaN, and NaN > 0 is False), so
+        # backward keeps the output, which the next layer holds anyway, and not X.
         def backward(dY, *, need_dx=True):
-            return F.relu_backward(_check_dy(dY, Y, "ReLU"), X), {}   # dX = dY * [X > 0]
+            return F.relu_backward(_check_dy(dY, Y, "ReLU"), Y), {}   # dX = dY * [X > 0]
 
         return Y, backward
 
