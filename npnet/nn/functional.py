@@ -129,6 +129,9 @@ def relu_backward(dY, X):
     branch per element), and ``dY * (X > 0)`` turns an inf or nan in dY into nan
     where torch gives 0. So the zeros are made by clearing bits: every bit of
     dY is kept where X > 0 (an all-ones integer mask) and cleared elsewhere.
+
+    ``X`` may be the forward output ``relu(X)`` instead, with the same result:
+    it is > 0 exactly where X is (a NaN stays NaN). ``nn.ReLU`` passes its output.
     """
     X = V.float_array(X, "X")
     dY = V.like(dY, "dY", X, "X")
