@@ -453,7 +453,7 @@ def _shifted_exp(R, out, flat_t):
     Z = np.subtract(R, _max(R, 1), out=out)
     z_t = Z.reshape(-1).take(flat_t)
     np.exp(Z, out=Z)
-    return z_t, Z @ np.ones(Z.shape[1], Z.dtype)    # row sums, as in _sum
+    return z_t, _sum(Z, 1)[:, 0]
 
 
 class _CrossEntropy:
