@@ -906,3 +906,87 @@ def test_get_k_fold_data_bad_arguments():
     ]:
         with pytest.raises(exc, match=needle):
             get_k_fold_data(*args)
+
+
+# --------------------------------------------------------------------------- #
+# fingerprint
+# --------------------------------------------------------------------------- #
+
+def small_arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), rng.integers(0, 10, 12).astype(np.int64),
+            rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), rng.integers(0, 10, 6).astype(np.int64))
+
+
+def test_fingerprint_same_arrays_same_value_and_inputs_unchanged():
+    arrays = small_arrays()
+    before = [a.copy() for a in arrays]
+    fp = data.fingerprint(*arrays)
+    assert isinstance(fp, str) and len(fp) == 64 and int(fp, 16) >= 0
+    assert data.fingerprint(*[a.copy() for a in arrays]) == fp
+    # a non-contiguous view with the same values, and a read-only copy, give the same value
+    X = np.zeros((12, 28, 56), dtype=np.uint8)
+    X[:, :, ::2] = arrays[0]
+    ro = arrays[2].copy()
+    ro.flags.writeable = False
+    assert data.fingerprint(X[:, :, ::2], arrays[1], ro, arrays[3]) == fp
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change", ["pixel", "train label", "test label", "order", "swap splits",
+                                    "dtype", "shape", "one image fewer"])
+def test_fingerprint_changes_with_the_data(change):
+    X_train, y_train, X_test, y_test = arrays = small_arrays()
+    fp = data.fingerprint(*arrays)
+    if change == "pixel":
+        X_train = X_train.copy()
+        X_train[3, 14, 14] ^= 1
+        other = (X_train, y_train, X_test, y_test)
+    elif change == "train label":
+        y_train = y_train.copy()
+        y_train[0] = (y_train[0] + 1) % 10
+        other = (X_train, y_train, X_test, y_test)
+    elif change == "test label":
+        y_test = y_test.copy()
+        y_test[-1] = (y_test[-1] + 1) % 10
+        other = (X_train, y_train, X_test, y_test)
+    elif change == "order":
+        other = (X_train[::-1], y_train[::-1], X_test, y_test)
+    elif change == "swap splits":
+        other = (X_test, y_test, X_train, y_train)
+    elif change == "dtype":
+        other = (X_train, y_train.astype(np.uint8), X_test, y_test)
+    elif change == "shape":
+        other = (X_train.reshape(12, 784), y_train, X_test, y_test)
+    else:
+        other = (X_train[:-1], y_train[:-1], X_test, y_test)
+    assert data.fingerprint(*other) != fp
+
+
+def test_fingerprint_is_the_same_for_every_source_of_the_same_data(env):
+    gz_dir = make_source(env.tmp / "gz", seed=3)
+    raw_dir = make_source(env.tmp / "raw", seed=3, compress=False)
+    first = load_fashion_mnist(gz_dir, download=False)           # builds the decoded cache
+    again = load_fashion_mnist(gz_dir, download=False)           # reads it
+    plain = load_fashion_mnist(raw_dir, download=False)
+    fp = data.fingerprint(*first)
+    assert data.fingerprint(*again) == fp == data.fingerprint(*plain)
+    assert data.fingerprint(*load_fashion_mnist(make_source(env.tmp / "other", seed=4), download=False)) != fp
+
+
+def test_fingerprint_bad_arguments():
+    X_train, y_train, X_test, y_test = small_arrays()
+    with pytest.raises(TypeError, match="y_train"):
+        data.fingerprint(X_train, y_train.tolist(), X_test, y_test)
+    with pytest.raises(TypeError, match="X_test"):
+        data.fingerprint(X_train, y_train, X_test.astype(object), y_test)
+
+
+def test_fingerprint_follows_its_documented_definition():
+    # checkpoints store the value, so its definition must not drift
+    arrays = small_arrays(5)
+    h = hashlib.sha256(b"npnet-data-fingerprint-v1\0")
+    for a in arrays:
+        h.update(f"{a.dtype.str}{a.shape};".encode() + a.tobytes())
+    assert data.fingerprint(*arrays) == h.hexdigest()
