@@ -285,18 +285,28 @@ def seed_of(result):
     return int(X_train[0, 0, 0])
 
 
-SOURCES = ["root", "NPNET_DATA", "cache", "torchvision", "system"]
+SOURCES = ["NPNET_DATA", "cache", "torchvision", "system"]
 
 
 @pytest.mark.parametrize("first", range(len(SOURCES)))
 def test_search_order(env, monkeypatch, first):
-    root, npnet_data = env.tmp / "root", env.tmp / "npnet_data"
-    root.mkdir()
+    npnet_data = env.tmp / "npnet_data"
     monkeypatch.setenv("NPNET_DATA", str(npnet_data))
-    dirs = [root, npnet_data, env.cache, root / "FashionMNIST" / "raw", env.system]
+    dirs = [npnet_data, env.cache, npnet_data / "FashionMNIST" / "raw", env.system]
     for i in range(first, len(SOURCES)):  # sources at `first` and after; the earlier ones are empty
         make_source(dirs[i], seed=i + 1)
-    assert seed_of(load_fashion_mnist(root, download=False)) == first + 1
+    assert seed_of(load_fashion_mnist(download=False)) == first + 1
+
+
+@pytest.mark.parametrize("layout", ["root", "torchvision"])
+def test_explicit_root_is_the_only_place_looked_at(env, monkeypatch, layout):
+    monkeypatch.setenv("NPNET_DATA", str(make_source(env.tmp / "npnet_data", seed=2)))
+    make_source(env.cache, seed=3)
+    make_source(env.system, seed=4)
+    root = env.tmp / "root"
+    make_source(root if layout == "root" else root / "FashionMNIST" / "raw", seed=1)
+    assert seed_of(load_fashion_mnist(root, download=False)) == 1
+    assert data.find_fashion_mnist(root)["train-images-idx3-ubyte"].startswith(str(root))
 
 
 def test_npnet_data_torchvision_layout_and_raw_files(env, monkeypatch):
@@ -306,10 +316,99 @@ def test_npnet_data_torchvision_layout_and_raw_files(env, monkeypatch):
     assert not env.cache.exists()  # uncompressed sources need no decoded copy
 
 
-def test_incomplete_source_is_skipped(env):
-    make_source(env.tmp / "root", seed=1, skip=("t10k-labels-idx1-ubyte",))
+def test_incomplete_source_is_skipped_when_searching(env, monkeypatch):
+    monkeypatch.setenv("NPNET_DATA", str(make_source(env.tmp / "d", seed=1, skip=("t10k-labels-idx1-ubyte",))))
     make_source(env.system, seed=2)
-    assert seed_of(load_fashion_mnist(env.tmp / "root", download=False)) == 2
+    assert seed_of(load_fashion_mnist(download=False)) == 2
+
+
+def break_root(root, case):
+    """Turn a complete source at ``root`` into the named kind of broken folder; returns
+    (the folder to pass, the folder the error must name, a word the problem must contain)."""
+    victim = root / "t10k-labels-idx1-ubyte.gz"
+    if case == "mistyped folder":
+        return root.parent / (root.name + "x"), root.parent / (root.name + "x"), "no such directory"
+    if case == "one missing file":
+        victim.unlink()
+        return root, root, "t10k-labels-idx1-ubyte"
+    if case == "file is a directory":
+        victim.unlink()
+        victim.mkdir()
+        return root, root, "directory"
+    if case == "FIFO":
+        victim.unlink()
+        os.mkfifo(victim)
+        return root, root, "FIFO"
+    if case == "symlink loop":
+        victim.unlink()
+        os.symlink(victim.name, victim)
+        return root, root, "loop"
+    if case == "broken symlink":
+        victim.unlink()
+        os.symlink(root / "gone.gz", victim)
+        return root, root, "broken"
+    if case == "root is a file":
+        return victim, victim, "not a directory"
+    if case == "root is a symlink loop":
+        loop = root.parent / "loop"
+        os.symlink("loop", loop)
+        return loop, loop, "loop"
+    if case == "torchvision layout missing a file":
+        raw = root / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        for f in root.glob("*.gz"):
+            if f != victim:
+                f.rename(raw / f.name)
+        victim.unlink()
+        return root, raw, "t10k-labels-idx1-ubyte"
+    raise AssertionError(case)
+
+
+BROKEN_ROOTS = ["mistyped folder", "one missing file", "file is a directory", "FIFO", "symlink loop",
+                "broken symlink", "root is a file", "root is a symlink loop", "torchvision layout missing a file"]
+
+
+@pytest.mark.parametrize("case", BROKEN_ROOTS)
+def test_explicit_root_is_used_or_refused_never_skipped(env, monkeypatch, case):
+    make_source(env.system, seed=2)   # a valid copy elsewhere must not be used instead
+    make_source(env.cache, seed=3)
+    monkeypatch.setenv("NPNET_DATA", str(make_source(env.tmp / "npnet_data", seed=4)))
+    given, named, problem = break_root(make_source(env.tmp / "root", seed=1), case)
+    with pytest.raises(data.DataDirError) as info:
+        load_fashion_mnist(given, download=False)
+    assert isinstance(info.value, DataError) and isinstance(info.value, ValueError)
+    assert info.value.folder == str(named) and problem in info.value.problem
+    assert str(named) in str(info.value) and problem in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(data.DataDirError):
+        load_data_fashion_mnist(8, given, download=False)
+    if case not in ("mistyped folder", "one missing file"):   # those two a download can still complete
+        with pytest.raises(data.DataDirError):
+            data.find_fashion_mnist(given)
+    else:
+        assert data.find_fashion_mnist(given) is None
+
+
+@pytest.mark.parametrize("case", ["file is a directory", "FIFO", "symlink loop", "broken symlink",
+                                  "root is a file", "root is a symlink loop"])
+def test_explicit_root_that_a_download_cannot_fix_is_refused_before_any_request(env, server, case):
+    raw = fashion_raw(9)
+    serve_all(server, raw)
+    given, named, problem = break_root(make_source(env.tmp / "root", seed=9), case)
+    with pytest.raises(data.DataDirError, match=problem):
+        load_fashion_mnist(given, mirrors=[server.url], checksums=checksums_of(raw), timeout=5)
+    assert sum(server.count.values()) == 0
+
+
+@pytest.mark.parametrize("case", ["mistyped folder", "one missing file"])
+def test_explicit_root_with_download_is_completed_in_place(env, server, case):
+    raw = fashion_raw(9)
+    serve_all(server, raw)
+    make_source(env.system, seed=2)
+    given, _, _ = break_root(make_source(env.tmp / "root", seed=9), case)
+    assert seed_of(load_fashion_mnist(given, mirrors=[server.url], checksums=checksums_of(raw), timeout=5)) == 9
+    assert sorted(os.listdir(given)) == sorted(b + ".gz" for b in FASHION_MNIST_FILES)
+    assert sum(server.count.values()) == (4 if case == "mistyped folder" else 1)
 
 
 def test_found_but_corrupt_is_an_error_not_replaced(env):
@@ -323,11 +422,11 @@ def test_found_but_corrupt_is_an_error_not_replaced(env):
 
 def test_not_found_without_download_lists_every_way(env):
     with pytest.raises(DataError) as info:
-        load_fashion_mnist(env.tmp / "nowhere", download=False)
+        load_fashion_mnist(download=False)
     msg = str(info.value)
     assert not isinstance(info.value, DownloadError)
     for needle in ("root=", "NPNET_DATA", str(env.cache), "apt-get install dataset-fashion-mnist",
-                   "make data", str(env.tmp / "nowhere"), str(env.system)):
+                   "make data", str(env.system)):
         assert needle in msg
 
 
