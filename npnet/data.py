@@ -405,16 +405,20 @@ def _candidates():
 class DataDirError(DataError):
     """An explicit data folder (``root=``, ``--data-dir``) that cannot be used as it is.
 
-    ``folder`` is the folder as given, ``problem`` what is wrong with it (one line).
+    ``folder`` is the folder as given, ``problem`` what is wrong with it (one
+    line), ``downloadable`` whether a download into it would fix that (the
+    folder is missing, empty or lacks some files, and nothing in it is broken).
     """
 
-    def __init__(self, message, *, folder=None, problem=None):
+    def __init__(self, message, *, folder=None, problem=None, downloadable=False):
         super().__init__(message)
-        self.folder, self.problem = folder, problem
+        self.folder, self.problem, self.downloadable = folder, problem, downloadable
 
 
-def _data_dir_error(folder, problem):
-    return DataDirError(f"root={folder}: {problem}", folder=folder, problem=problem)
+def _data_dir_error(folder, problem, downloadable=False):
+    note = "; download=True would fetch the missing files into it" if downloadable else ""
+    return DataDirError(f"root={folder}: {problem}{note}", folder=folder, problem=problem,
+                        downloadable=downloadable)
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is not a regular file (FIFO)"),
@@ -734,7 +738,7 @@ def load_fashion_mnist(root=None, *, download=True, mirrors=None, timeout=30.0, 
         files, why = _explicit_source(root)
         if files is None:
             if not download:
-                raise _data_dir_error(root, why + " (and download=False)")
+                raise _data_dir_error(root, why, downloadable=True)
             dest = download_fashion_mnist(root, mirrors=mirrors, timeout=timeout, retries=retries,
                                           checksums=checksums, _context=f"root={root}: {why}; ")
             files = _files_in(dest)

@@ -1089,3 +1089,100 @@ def test_fingerprint_follows_its_documented_definition():
     for a in arrays:
         h.update(f"{a.dtype.str}{a.shape};".encode() + a.tobytes())
     assert data.fingerprint(*arrays) == h.hexdigest()
+
+
+# --------------------------------------------------------------------------- #
+# the command line: --data-dir is used or refused; `npnet data --quiet`
+# --------------------------------------------------------------------------- #
+
+def run_cli(capsys, *argv):
+    from npnet import cli
+
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line(text):
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", BROKEN_ROOTS)
+@pytest.mark.parametrize("command", ["train", "data"])
+def test_cli_bad_data_dir_exits_2_naming_it_and_never_trains(env, monkeypatch, capsys, case, command):
+    make_source(env.system, seed=2)   # a valid copy elsewhere, which the old search fell back to
+    make_source(env.cache, seed=3)
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", closed_port_url())   # never the internet
+    given, named, problem = break_root(make_source(env.tmp / "root", seed=1), case)
+    out = env.tmp / "run"
+    if command == "train":
+        argv = ("train", "--data-dir", given, "--out", out, "--epochs", 1)
+    else:
+        argv = ("data", "--data-dir", given, "--no-download")
+    status, stdout, stderr = run_cli(capsys, *argv)
+    assert status == 2
+    line = one_line(stderr)
+    assert "--data-dir" in line and str(named) in line and problem in line
+    assert "found in" not in stdout
+    assert not os.path.exists(out / "metrics.csv") and not os.path.exists(out / "checkpoint.npz")
+
+
+def test_cli_train_download_without_network_says_it_failed_and_why(env, monkeypatch, capsys):
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", closed_port_url())
+    out = env.tmp / "run"
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", env.tmp / "new", "--download", "--out", out)
+    assert status == 2
+    line = one_line(stderr)
+    assert "download" in line and "failed" in line and "refused" in line.lower()
+    assert not os.path.exists(out / "metrics.csv")
+
+
+def test_cli_train_download_fills_an_explicit_data_dir(env, server, monkeypatch, capsys):
+    raw = fashion_raw(9)
+    serve_all(server, raw)
+    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", checksums_of(raw))
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", server.url)
+    make_source(env.system, seed=2)
+    target = env.tmp / "new"
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", target, "--download", "--out", env.tmp / "run",
+                                "--epochs", 1, "--batch-size", 4)
+    assert status == 0, stderr
+    assert sorted(os.listdir(target)) == sorted(b + ".gz" for b in FASHION_MNIST_FILES)
+
+
+@pytest.mark.parametrize("download", [True, False])
+def test_npnet_data_quiet_prints_one_line_when_nothing_is_found(env, monkeypatch, capsys, download):
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", closed_port_url())
+    argv = ("data", "--quiet") + (() if download else ("--no-download",))
+    status, stdout, stderr = run_cli(capsys, *argv)
+    assert status == 1
+    assert stdout == ""
+    line = one_line(stderr)
+    assert "not found" in line and "npnet data" in line
+    if download:
+        assert "download" in line and "failed" in line and "refused" in line.lower()
+    # without --quiet the failure still lists every place, every attempt and every way
+    status, stdout, stderr = run_cli(capsys, *argv[:1] + argv[2:])
+    assert status == 1
+    for needle in (str(env.cache), str(env.system), "NPNET_DATA", "root=", "apt-get install dataset-fashion-mnist",
+                   "make data") + (("attempt 3",) if download else ()):
+        assert needle in stderr, needle
+    assert len(stderr.splitlines()) > 5
+
+
+def test_npnet_data_quiet_prints_one_line_when_found(env, capsys):
+    make_source(env.system, seed=2)
+    status, stdout, stderr = run_cli(capsys, "data", "--quiet")
+    assert status == 0 and stderr == ""
+    assert str(env.system) in one_line(stdout)
+
+
+def test_npnet_data_corrupt_file_exits_2_with_one_line(env, capsys):
+    bad = make_source(env.system, seed=2) / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-5])
+    status, _, stderr = run_cli(capsys, "data", "--quiet")
+    assert status == 2
+    assert "train-labels-idx1-ubyte.gz" in one_line(stderr)
