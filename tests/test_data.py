@@ -1186,3 +1186,67 @@ def test_npnet_data_corrupt_file_exits_2_with_one_line(env, capsys):
     status, _, stderr = run_cli(capsys, "data", "--quiet")
     assert status == 2
     assert "train-labels-idx1-ubyte.gz" in one_line(stderr)
+
+
+# --------------------------------------------------------------------------- #
+# `make data`: one line on the way to Debian's package, the full report only when every way failed
+# --------------------------------------------------------------------------- #
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_data(tmp_path, apt):
+    """Run the Makefile's `data` target with Fashion-MNIST nowhere, no network and a fake apt-get
+    that installs a small data set (apt="ok") or fails (apt="fail"); returns (status, stdout, stderr)."""
+    import shutil
+    import subprocess
+    import sys
+
+    system, bin_dir = tmp_path / "system", tmp_path / "bin"
+    bin_dir.mkdir()
+    tests = os.path.join(REPO, "tests")
+    wrapper = bin_dir / "py"   # stands in for the venv's python: the real CLI with the system folder moved
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path[:0] = [{REPO!r}, {tests!r}]\n"
+        "import npnet.data as d\n"
+        f"d.SYSTEM_DIRS, d._COUNTS, d._RETRY_BACKOFF = ({str(system)!r},), {SMALL!r}, 0.0\n"
+        "assert sys.argv[1:3] == ['-m', 'npnet'], sys.argv\n"
+        "from npnet.cli import main\n"
+        "sys.exit(main(sys.argv[3:]))\n")
+    installer = bin_dir / "install-dataset"
+    installer.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {tests!r})\nimport idxdata\n"
+                         f"idxdata.make_dataset({str(system)!r}, {SMALL!r}, gz=True)\n")
+    apt_get = bin_dir / "apt-get"
+    apt_get.write_text("#!/bin/sh\n"
+                       'case "$1" in update) exit 0;; install) ' + (f"{installer}; exit $?" if apt == "ok" else "exit 100")
+                       + ";; esac\nexit 1\n")
+    for f in (wrapper, installer, apt_get):
+        f.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.path.dirname(shutil.which('make'))}:/usr/bin:/bin",
+           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "NPNET_FASHION_MNIST_URL": closed_port_url(), "no_proxy": "127.0.0.1"}
+    p = subprocess.run(["make", "--no-print-directory", "-C", REPO, "-o", ".venv/.installed-train", "data",
+                        f"PY={wrapper}"], env=env, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.mark.skipif(not __import__("shutil").which("make"), reason="needs make")
+def test_make_data_falls_back_to_debian_with_one_line(tmp_path):
+    status, stdout, stderr = make_data(tmp_path, "ok")
+    assert status == 0, stdout + stderr
+    assert stderr == ""
+    assert stdout.splitlines() == [
+        "Fashion-MNIST not found locally; installing Debian's dataset-fashion-mnist package...",
+        f"Fashion-MNIST found in {tmp_path / 'system'}: 12 training and 6 test images"]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("make"), reason="needs make")
+def test_make_data_lists_every_way_when_every_way_failed(tmp_path):
+    status, stdout, stderr = make_data(tmp_path, "fail")
+    assert status != 0
+    assert "installing Debian's dataset-fashion-mnist package" in stdout
+    for needle in ("apt-get install dataset-fashion-mnist failed", str(tmp_path / "system"), "NPNET_DATA",
+                   "attempt 3", "Connection refused", "make data"):
+        assert needle in stderr, needle
