@@ -142,7 +142,7 @@ def _add_train(sub):
       help="seeds the initial weights, the shuffling and the dropout masks (default: 0)")
     a("--dtype", choices=("float32", "float64"), help="parameter dtype (default: float32)")
     a("--data-dir", type=_directory, metavar="DIR",
-      help="a directory holding the four Fashion-MNIST files (searched first)")
+      help="the one folder to read the four Fashion-MNIST files from (nothing else is searched)")
     a("--download", action="store_true", help="download Fashion-MNIST if it is not found (else: exit 2)")
     a("--out", type=_directory, default=os.path.join("runs", "default"), metavar="DIR",
       help="output directory (default: %(default)s)")
