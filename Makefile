@@ -32,12 +32,18 @@ $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(VENV)/bin/python
 
 # Find the data (local folders, cache, Debian's package, then the official download);
 # failing that, install Debian's dataset-fashion-mnist package where apt-get exists.
+# One line per step; the full report (every place searched, every download attempt,
+# every way to provide the files) only when every way failed. `npnet data` exits 1
+# only when the data is nowhere and the download failed; 2 (a corrupt file) stops here.
 data: $(VENV)/.installed-train
-	@$(PY) -m npnet data || { \
-	  if command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Debian's dataset-fashion-mnist package..."; \
-	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist && $(PY) -m npnet data; \
-	  else exit 1; fi; }
+	@$(PY) -m npnet data --quiet 2>/dev/null; status=$$?; \
+	if [ $$status -eq 1 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST not found locally; installing Debian's dataset-fashion-mnist package..."; \
+	  if { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } >/dev/null 2>&1; then \
+	    $(PY) -m npnet data --quiet --no-download 2>/dev/null && exit 0; \
+	  else echo "apt-get install dataset-fashion-mnist failed (run it as root to see why)" >&2; fi; \
+	fi; \
+	[ $$status -eq 0 ] || $(PY) -m npnet data
 
 train: data
 	$(VENV)/bin/npnet train --out $(OUT) $(ARGS)

@@ -7,7 +7,8 @@ Subcommands:
   10 epochs), or the MLP; writes metrics.csv, curves.png, predictions.png,
   config.json and checkpoint.npz into ``--out``.
 - ``npnet data``: find (or download) Fashion-MNIST; exit 0 and say where, or
-  exit 1 with every way to provide it.
+  exit 1 with every way to provide it (``--quiet``: one line whatever happens),
+  2 for a ``--data-dir`` that cannot be used or a corrupt file.
 - ``npnet study NAME``: added by ``npnet.studies.cli.add_parser(subparsers)``
   when that module exists. The hook's contract: ``add_parser`` adds its parser
   to the argparse subparsers object and sets ``func``, which takes the parsed
@@ -141,7 +142,7 @@ def _add_train(sub):
       help="seeds the initial weights, the shuffling and the dropout masks (default: 0)")
     a("--dtype", choices=("float32", "float64"), help="parameter dtype (default: float32)")
     a("--data-dir", type=_directory, metavar="DIR",
-      help="a directory holding the four Fashion-MNIST files (searched first)")
+      help="the one folder to read the four Fashion-MNIST files from (nothing else is searched)")
     a("--download", action="store_true", help="download Fashion-MNIST if it is not found (else: exit 2)")
     a("--out", type=_directory, default=os.path.join("runs", "default"), metavar="DIR",
       help="output directory (default: %(default)s)")
@@ -155,12 +156,16 @@ def _add_train(sub):
 
 def _add_data(sub):
     p = sub.add_parser("data", help="find (or download) Fashion-MNIST and say where it is",
-                       description="Find Fashion-MNIST (--data-dir, $NPNET_DATA, the per-user cache, "
-                                   "/usr/share/datasets/fashion-mnist), else download it into --data-dir or the cache. "
-                                   "Exit 0 when the data is there, 1 otherwise.")
+                       description="With --data-dir, use that folder only (downloading the missing files into it "
+                                   "unless --no-download). Otherwise find Fashion-MNIST ($NPNET_DATA, the per-user "
+                                   "cache, /usr/share/datasets/fashion-mnist), else download it into the cache. "
+                                   "Exit 0 when the data is there, 1 when it is not found and could not be "
+                                   "downloaded, 2 for a --data-dir that cannot be used or a corrupt file.")
     p.add_argument("--data-dir", type=_directory, metavar="DIR",
-                   help="a directory to search first, and to download into")
+                   help="the one folder to use, and to download into")
     p.add_argument("--no-download", action="store_true", help="only look; never download")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print one line whatever happens: where the data is, or why it is not there")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=cmd_data)
 
@@ -228,29 +233,47 @@ def _one_line(text):
 
 # --------------------------------------------------------------------------- npnet data
 
-def _find(root):
-    """{base name: path} of the files load_fashion_mnist would use, or None."""
-    from . import data
+def _data_dir_line(e, download_hint):
+    """One line for a --data-dir that cannot be used (a data.DataDirError)."""
+    line = f"--data-dir {e.folder}: {e.problem}"
+    if e.downloadable:
+        line += f"; Fashion-MNIST not found there ({download_hint}, or run `npnet data` to see every way to provide it)"
+    return _one_line(line)
 
-    return data.find_fashion_mnist(root)
+
+def _download_line(e):
+    """One line for a failed download (a data.DownloadError): that it failed, and why."""
+    reason = getattr(e, "reason", None) or (str(e).splitlines() or [type(e).__name__])[-1]
+    return _one_line(f"downloading Fashion-MNIST failed: {reason}")
 
 
 def cmd_data(args):
     from . import data
-    from .errors import DataError
+    from .errors import DataError, DownloadError
 
-    files = _find(args.data_dir)
+    download = not args.no_download
+    files = None
     try:
-        if files is None and not args.no_download:
+        files = data.find_fashion_mnist(args.data_dir)
+        if files is None and download and not args.quiet:
             dest = args.data_dir or data.fashion_mnist_cache_dir()
             print(f"Fashion-MNIST not found locally; downloading it into {dest} ...", flush=True)
-        X_train, _, X_test, _ = data.load_fashion_mnist(args.data_dir, download=not args.no_download)
+        X_train, _, X_test, _ = data.load_fashion_mnist(args.data_dir, download=download)
+    except data.DataDirError as e:
+        raise UsageError(_data_dir_line(e, "drop --no-download to download it there")) from e
     except DataError as e:   # includes DownloadError; the message lists every way to provide the data
+        if files is not None:   # found but corrupt: another copy elsewhere would not be used
+            raise UsageError(f"cannot load Fashion-MNIST: {_one_line(str(e))}") from e
         if args.debug:
             traceback.print_exc()
-        print(f"npnet data: {e}", file=sys.stderr)
+        if not args.quiet:
+            print(f"npnet data: {e}", file=sys.stderr)
+        else:
+            why = f"; {_download_line(e)}" if isinstance(e, DownloadError) else ""
+            print(f"npnet data: Fashion-MNIST not found locally{why} (run `npnet data` to see every place "
+                  "searched and every way to provide it)", file=sys.stderr)
         return EXIT_FAILED
-    files = _find(args.data_dir)
+    files = data.find_fashion_mnist(args.data_dir)
     where = os.path.dirname(next(iter(files.values()))) if files else "?"
     print(f"Fashion-MNIST found in {where}: {X_train.shape[0]} training and {X_test.shape[0]} test images")
     return EXIT_OK
@@ -307,10 +330,14 @@ def _write_metrics(path, history):
 
 def _load_data(args):
     from . import data
-    from .errors import DataError
+    from .errors import DataError, DownloadError
 
     try:
         return data.load_fashion_mnist(args.data_dir, download=args.download)
+    except data.DataDirError as e:
+        raise UsageError(_data_dir_line(e, f"pass --download to download it into {e.folder}")) from e
+    except DownloadError as e:
+        raise UsageError(f"{_download_line(e)}; run `npnet data` to see every other way to provide it") from e
     except DataError as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "not found" in first:

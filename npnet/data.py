@@ -22,6 +22,7 @@ the ones Zalando publishes) but their content has exactly the decompressed MD5s
 that torchvision and others publish (``f4a8712d…``, ``9018921c…``, ``8181f547…``,
 ``15d48437…``). The SHA-256s below were computed from those verified files.
 """
+import errno
 import hashlib
 import numbers
 import os
@@ -46,6 +47,7 @@ __all__ = [
     "FASHION_MNIST_SHA256",
     "DEFAULT_MIRRORS",
     "read_idx",
+    "DataDirError",
     "load_fashion_mnist",
     "find_fashion_mnist",
     "download_fashion_mnist",
@@ -55,6 +57,7 @@ __all__ = [
     "load_data_fashion_mnist",
     "kfold",
     "get_k_fold_data",
+    "fingerprint",
 ]
 
 FASHION_MNIST_LABELS = (
@@ -385,22 +388,118 @@ def fashion_mnist_cache_dir():
     return os.path.join(base, "npnet", "fashion-mnist")
 
 
-def _candidates(root):
-    """The directories searched, in order, as (description, path)."""
+def _candidates():
+    """The directories searched when no root is given, in order, as (description, path)."""
     out = []
-    if root is not None:
-        out.append(("root=", root))
     env = os.environ.get("NPNET_DATA", "")
     if env:
         out.append(("$NPNET_DATA", env))
     out.append(("the per-user cache", fashion_mnist_cache_dir()))
-    if root is not None:
-        out.append(("torchvision layout under root=", os.path.join(root, "FashionMNIST", "raw")))
     if env:
         out.append(("torchvision layout under $NPNET_DATA", os.path.join(env, "FashionMNIST", "raw")))
     for d in SYSTEM_DIRS:
         out.append(("the system data directory", d))
     return out
+
+
+class DataDirError(DataError):
+    """An explicit data folder (``root=``, ``--data-dir``) that cannot be used as it is.
+
+    ``folder`` is the folder as given, ``problem`` what is wrong with it (one
+    line), ``downloadable`` whether a download into it would fix that (the
+    folder is missing, empty or lacks some files, and nothing in it is broken).
+    """
+
+    def __init__(self, message, *, folder=None, problem=None, downloadable=False):
+        super().__init__(message)
+        self.folder, self.problem, self.downloadable = folder, problem, downloadable
+
+
+def _data_dir_error(folder, problem, downloadable=False):
+    note = "; download=True would fetch the missing files into it" if downloadable else ""
+    return DataDirError(f"root={folder}: {problem}{note}", folder=folder, problem=problem,
+                        downloadable=downloadable)
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is not a regular file (FIFO)"),
+               (stat.S_ISSOCK, "is not a regular file (socket)"),
+               (stat.S_ISCHR, "is not a regular file (character device)"),
+               (stat.S_ISBLK, "is not a regular file (block device)"))
+
+
+def _entry_problem(path):
+    """None for a regular file (after symlinks), "" when nothing is there, else what is wrong."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "is a broken symlink" if os.path.lexists(path) else ""
+        return f"cannot be read: {e.strerror or e}"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    for test, problem in _FILE_KINDS:
+        if test(st.st_mode):
+            return problem
+    return "is not a regular file"
+
+
+def _scan_explicit(directory):
+    """({base name: path} of the regular files present, [problems]) for one explicit folder."""
+    files, problems = {}, []
+    for base in FASHION_MNIST_FILES:
+        for name in (base, base + ".gz"):
+            problem = _entry_problem(os.path.join(directory, name))
+            if problem is None:
+                files.setdefault(base, os.path.join(directory, name))
+            elif problem:
+                problems.append(f"{name} {problem}")
+    return files, problems
+
+
+def _missing(files):
+    return "missing " + ", ".join(f"{b}(.gz)" for b in FASHION_MNIST_FILES if b not in files)
+
+
+def _explicit_source(root):
+    """Where an explicit ``root`` holds the four files: used or refused, never skipped.
+
+    Returns ``(files, why)``: files is ``{base name: path}`` when ``root`` (or
+    ``root/FashionMNIST/raw``, torchvision's layout, when ``root`` itself holds
+    none of the files) holds all four as regular files; otherwise None, with
+    ``why`` saying what a download into ``root`` would have to fix: the folder
+    does not exist, holds none of the files, or lacks some. A folder that can
+    never work (not a directory, a symlink loop, a file that is a directory,
+    a FIFO, a broken link...) raises :class:`DataDirError` at once.
+    """
+    problem = _entry_problem(root)
+    if problem == "":
+        return None, "no such directory"
+    if problem == "is a directory":
+        pass
+    elif problem is None:
+        raise _data_dir_error(root, "is a file, not a directory")
+    else:
+        raise _data_dir_error(root, problem)
+    files, problems = _scan_explicit(root)
+    if problems:
+        raise _data_dir_error(root, "; ".join(problems))
+    if len(files) == len(FASHION_MNIST_FILES):
+        return files, None
+    if files:
+        return None, _missing(files)
+    raw = os.path.join(root, "FashionMNIST", "raw")
+    if _entry_problem(raw) == "is a directory":
+        raw_files, problems = _scan_explicit(raw)
+        if problems:
+            raise _data_dir_error(raw, "; ".join(problems))
+        if len(raw_files) == len(FASHION_MNIST_FILES):
+            return raw_files, None
+        if raw_files:
+            raise _data_dir_error(raw, _missing(raw_files))
+    names = ", ".join(b + "(.gz)" for b in FASHION_MNIST_FILES)
+    return None, f"holds none of the four Fashion-MNIST files ({names})"
 
 
 def _files_in(directory):
@@ -421,18 +520,25 @@ def _files_in(directory):
 def find_fashion_mnist(root=None):
     """Where :func:`load_fashion_mnist` would read the four files from, without reading them.
 
+    With ``root``, only ``root`` (and ``root/FashionMNIST/raw``) is looked at.
+
     Returns:
-        ``{base name: path}`` for the first complete source in the search order,
-        or None when no source holds all four files (a download would follow).
+        ``{base name: path}`` for the source that would be used, or None when
+        there is none yet (a download would follow).
+
+    Raises:
+        DataDirError: ``root`` is given and can never be used as it is: not a
+            directory, a symlink loop, or one of the files is a directory, a
+            FIFO, a broken link or otherwise not a regular file.
     """
     if root is not None:
-        root = _path_arg(root, "root")
-    return _find_source(root)[0]
+        return _explicit_source(_path_arg(root, "root"))[0]
+    return _find_source()[0]
 
 
-def _find_source(root):
+def _find_source():
     searched = []
-    for label, directory in _candidates(root):
+    for label, directory in _candidates():
         if not os.path.isdir(directory):
             searched.append(f"{directory} ({label}): no such directory")
             continue
@@ -567,18 +673,29 @@ def load_fashion_mnist(root=None, *, download=True, mirrors=None, timeout=30.0, 
                        checksums=None, cache=True):
     """Load Fashion-MNIST as four arrays, finding (or downloading) the files.
 
-    The directories searched, in order; the first holding all four files wins:
+    An explicit ``root`` is the only place looked at: it is used or refused,
+    never skipped for another copy. It must hold the four files as regular
+    files (gzipped or not), or hold none of them and have torchvision's
+    ``root/FashionMNIST/raw`` hold them. Otherwise, with ``download`` true and
+    nothing wrong but absent files, the missing files are downloaded into
+    ``root`` (created if needed; files already there are verified against
+    ``checksums``), as ``torchvision.datasets.FashionMNIST(root, download=True)``
+    does; in every other case :class:`DataDirError` names the folder and what
+    is wrong: no such directory, not a directory, a symlink loop, missing files
+    by name, or a file that is a directory, a FIFO or a broken link.
 
-    1. ``root``
-    2. ``$NPNET_DATA``
-    3. the per-user cache, :func:`fashion_mnist_cache_dir`
-    4. ``root/FashionMNIST/raw`` (torchvision's layout), then ``$NPNET_DATA/FashionMNIST/raw``
-    5. :data:`SYSTEM_DIRS`, Debian's ``/usr/share/datasets/fashion-mnist``
+    Without ``root``, the directories searched, in order; the first holding all
+    four files wins:
+
+    1. ``$NPNET_DATA``
+    2. the per-user cache, :func:`fashion_mnist_cache_dir`
+    3. ``$NPNET_DATA/FashionMNIST/raw`` (torchvision's layout)
+    4. :data:`SYSTEM_DIRS`, Debian's ``/usr/share/datasets/fashion-mnist``
 
     A source whose files are found but corrupt raises ``DataError``; it is never
     silently replaced by the next source. When nothing is found and ``download``
-    is true, :func:`download_fashion_mnist` fetches the files into ``root`` (or
-    the cache directory when ``root`` is None).
+    is true, :func:`download_fashion_mnist` fetches the files into the cache
+    directory.
 
     The first load of gzipped files keeps a decoded ``.npz`` copy in the cache
     directory, keyed by the source's path, sizes and mtimes; later loads read it
@@ -586,7 +703,8 @@ def load_fashion_mnist(root=None, *, download=True, mirrors=None, timeout=30.0, 
     unwritable cache directory just means no copy.
 
     Args:
-        root: str or os.PathLike or None, a directory to search first.
+        root: str or os.PathLike or None, the one directory to read from
+            (and to download into); None searches the places listed above.
         download: bool, fetch the files when no source has them.
         mirrors, timeout, retries, checksums: passed to :func:`download_fashion_mnist`.
         cache: bool, read and write the decoded copy.
@@ -597,9 +715,12 @@ def load_fashion_mnist(root=None, *, download=True, mirrors=None, timeout=30.0, 
         X_test (10000, 28, 28) uint8, y_test (10000,) int64; labels in 0..9.
 
     Raises:
+        DataDirError: ``root`` is given and is not a complete, valid source
+            (and cannot be completed by a download); the message names it.
         DataError: files found but corrupt, or none found and ``download=False``;
             the message lists every way to provide the data.
-        DownloadError: none found and the download failed.
+        DownloadError: none found and the download failed; its ``reason``
+            attribute says why in one line.
 
     Example:
         >>> X_train, y_train, X_test, y_test = load_fashion_mnist()
@@ -613,7 +734,16 @@ def load_fashion_mnist(root=None, *, download=True, mirrors=None, timeout=30.0, 
     if not isinstance(cache, (bool, np.bool_)):
         raise TypeError(f"cache must be a bool, got {_validate.describe(cache)}")
     _download_args(mirrors, timeout, retries, checksums)  # bad arguments fail now, not after a search
-    files, searched = _find_source(root)
+    if root is not None:
+        files, why = _explicit_source(root)
+        if files is None:
+            if not download:
+                raise _data_dir_error(root, why, downloadable=True)
+            dest = download_fashion_mnist(root, mirrors=mirrors, timeout=timeout, retries=retries,
+                                          checksums=checksums, _context=f"root={root}: {why}; ")
+            files = _files_in(dest)
+        return _load_files(files, bool(cache))
+    files, searched = _find_source()
     if files is None:
         where = "Fashion-MNIST not found. Searched:\n" + "".join(f"  - {s}\n" for s in searched)
         if not download:
@@ -622,6 +752,41 @@ def load_fashion_mnist(root=None, *, download=True, mirrors=None, timeout=30.0, 
                                       checksums=checksums, _context=where)
         files = _files_in(dest)
     return _load_files(files, bool(cache))
+
+
+def fingerprint(X_train, y_train, X_test, y_test):
+    """A SHA-256 that identifies a data set by its decoded content.
+
+    Hashes, in argument order, each array's dtype (``dtype.str``, byte order
+    included), shape and C-order bytes. The same four arrays give the same value
+    wherever the files came from (gzipped or not, any folder, the decoded cache);
+    one changed pixel or label, another shape or dtype, or the arrays in another
+    order give another value. Checkpoints record it so that a run is resumed only
+    on the data it started on.
+
+    It reads every byte: about 0.06 s for the full Fashion-MNIST (55 MB) on a
+    2-core machine, against 0.13 s for a warm :func:`load_fashion_mnist`.
+
+    Args:
+        X_train, y_train, X_test, y_test: ndarrays, as :func:`load_fashion_mnist`
+            returns them (any dtype and shape; no copy unless non-contiguous).
+
+    Returns:
+        str, 64 lowercase hex digits.
+
+    Example:
+        >>> fingerprint(*load_fashion_mnist())        # doctest: +SKIP
+        '4c1b...'
+    """
+    h = hashlib.sha256(b"npnet-data-fingerprint-v1\0")
+    for name, a in (("X_train", X_train), ("y_train", y_train), ("X_test", X_test), ("y_test", y_test)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, got {_validate.describe(a)}")
+        if a.dtype.hasobject:
+            raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+    return h.hexdigest()
 
 
 def get_fashion_mnist_labels(labels):
@@ -852,11 +1017,13 @@ def download_fashion_mnist(root=None, *, mirrors=None, timeout=30.0, retries=2, 
             if os.path.isfile(final):
                 break
         else:
-            raise DownloadError(
+            error = DownloadError(
                 f"{_context}Could not download {base}.gz:\n"
                 + "".join(f"  - {f}\n" for f in failures)
                 + _how_to_provide()
             )
+            error.reason = f"could not download {base}.gz; last attempt: {failures[-1]}"
+            raise error
     return directory
 
 

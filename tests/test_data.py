@@ -285,18 +285,28 @@ def seed_of(result):
     return int(X_train[0, 0, 0])
 
 
-SOURCES = ["root", "NPNET_DATA", "cache", "torchvision", "system"]
+SOURCES = ["NPNET_DATA", "cache", "torchvision", "system"]
 
 
 @pytest.mark.parametrize("first", range(len(SOURCES)))
 def test_search_order(env, monkeypatch, first):
-    root, npnet_data = env.tmp / "root", env.tmp / "npnet_data"
-    root.mkdir()
+    npnet_data = env.tmp / "npnet_data"
     monkeypatch.setenv("NPNET_DATA", str(npnet_data))
-    dirs = [root, npnet_data, env.cache, root / "FashionMNIST" / "raw", env.system]
+    dirs = [npnet_data, env.cache, npnet_data / "FashionMNIST" / "raw", env.system]
     for i in range(first, len(SOURCES)):  # sources at `first` and after; the earlier ones are empty
         make_source(dirs[i], seed=i + 1)
-    assert seed_of(load_fashion_mnist(root, download=False)) == first + 1
+    assert seed_of(load_fashion_mnist(download=False)) == first + 1
+
+
+@pytest.mark.parametrize("layout", ["root", "torchvision"])
+def test_explicit_root_is_the_only_place_looked_at(env, monkeypatch, layout):
+    monkeypatch.setenv("NPNET_DATA", str(make_source(env.tmp / "npnet_data", seed=2)))
+    make_source(env.cache, seed=3)
+    make_source(env.system, seed=4)
+    root = env.tmp / "root"
+    make_source(root if layout == "root" else root / "FashionMNIST" / "raw", seed=1)
+    assert seed_of(load_fashion_mnist(root, download=False)) == 1
+    assert data.find_fashion_mnist(root)["train-images-idx3-ubyte"].startswith(str(root))
 
 
 def test_npnet_data_torchvision_layout_and_raw_files(env, monkeypatch):
@@ -306,10 +316,99 @@ def test_npnet_data_torchvision_layout_and_raw_files(env, monkeypatch):
     assert not env.cache.exists()  # uncompressed sources need no decoded copy
 
 
-def test_incomplete_source_is_skipped(env):
-    make_source(env.tmp / "root", seed=1, skip=("t10k-labels-idx1-ubyte",))
+def test_incomplete_source_is_skipped_when_searching(env, monkeypatch):
+    monkeypatch.setenv("NPNET_DATA", str(make_source(env.tmp / "d", seed=1, skip=("t10k-labels-idx1-ubyte",))))
     make_source(env.system, seed=2)
-    assert seed_of(load_fashion_mnist(env.tmp / "root", download=False)) == 2
+    assert seed_of(load_fashion_mnist(download=False)) == 2
+
+
+def break_root(root, case):
+    """Turn a complete source at ``root`` into the named kind of broken folder; returns
+    (the folder to pass, the folder the error must name, a word the problem must contain)."""
+    victim = root / "t10k-labels-idx1-ubyte.gz"
+    if case == "mistyped folder":
+        return root.parent / (root.name + "x"), root.parent / (root.name + "x"), "no such directory"
+    if case == "one missing file":
+        victim.unlink()
+        return root, root, "t10k-labels-idx1-ubyte"
+    if case == "file is a directory":
+        victim.unlink()
+        victim.mkdir()
+        return root, root, "directory"
+    if case == "FIFO":
+        victim.unlink()
+        os.mkfifo(victim)
+        return root, root, "FIFO"
+    if case == "symlink loop":
+        victim.unlink()
+        os.symlink(victim.name, victim)
+        return root, root, "loop"
+    if case == "broken symlink":
+        victim.unlink()
+        os.symlink(root / "gone.gz", victim)
+        return root, root, "broken"
+    if case == "root is a file":
+        return victim, victim, "not a directory"
+    if case == "root is a symlink loop":
+        loop = root.parent / "loop"
+        os.symlink("loop", loop)
+        return loop, loop, "loop"
+    if case == "torchvision layout missing a file":
+        raw = root / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        for f in root.glob("*.gz"):
+            if f != victim:
+                f.rename(raw / f.name)
+        victim.unlink()
+        return root, raw, "t10k-labels-idx1-ubyte"
+    raise AssertionError(case)
+
+
+BROKEN_ROOTS = ["mistyped folder", "one missing file", "file is a directory", "FIFO", "symlink loop",
+                "broken symlink", "root is a file", "root is a symlink loop", "torchvision layout missing a file"]
+
+
+@pytest.mark.parametrize("case", BROKEN_ROOTS)
+def test_explicit_root_is_used_or_refused_never_skipped(env, monkeypatch, case):
+    make_source(env.system, seed=2)   # a valid copy elsewhere must not be used instead
+    make_source(env.cache, seed=3)
+    monkeypatch.setenv("NPNET_DATA", str(make_source(env.tmp / "npnet_data", seed=4)))
+    given, named, problem = break_root(make_source(env.tmp / "root", seed=1), case)
+    with pytest.raises(data.DataDirError) as info:
+        load_fashion_mnist(given, download=False)
+    assert isinstance(info.value, DataError) and isinstance(info.value, ValueError)
+    assert info.value.folder == str(named) and problem in info.value.problem
+    assert str(named) in str(info.value) and problem in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(data.DataDirError):
+        load_data_fashion_mnist(8, given, download=False)
+    if case not in ("mistyped folder", "one missing file"):   # those two a download can still complete
+        with pytest.raises(data.DataDirError):
+            data.find_fashion_mnist(given)
+    else:
+        assert data.find_fashion_mnist(given) is None
+
+
+@pytest.mark.parametrize("case", ["file is a directory", "FIFO", "symlink loop", "broken symlink",
+                                  "root is a file", "root is a symlink loop"])
+def test_explicit_root_that_a_download_cannot_fix_is_refused_before_any_request(env, server, case):
+    raw = fashion_raw(9)
+    serve_all(server, raw)
+    given, named, problem = break_root(make_source(env.tmp / "root", seed=9), case)
+    with pytest.raises(data.DataDirError, match=problem):
+        load_fashion_mnist(given, mirrors=[server.url], checksums=checksums_of(raw), timeout=5)
+    assert sum(server.count.values()) == 0
+
+
+@pytest.mark.parametrize("case", ["mistyped folder", "one missing file"])
+def test_explicit_root_with_download_is_completed_in_place(env, server, case):
+    raw = fashion_raw(9)
+    serve_all(server, raw)
+    make_source(env.system, seed=2)
+    given, _, _ = break_root(make_source(env.tmp / "root", seed=9), case)
+    assert seed_of(load_fashion_mnist(given, mirrors=[server.url], checksums=checksums_of(raw), timeout=5)) == 9
+    assert sorted(os.listdir(given)) == sorted(b + ".gz" for b in FASHION_MNIST_FILES)
+    assert sum(server.count.values()) == (4 if case == "mistyped folder" else 1)
 
 
 def test_found_but_corrupt_is_an_error_not_replaced(env):
@@ -323,11 +422,11 @@ def test_found_but_corrupt_is_an_error_not_replaced(env):
 
 def test_not_found_without_download_lists_every_way(env):
     with pytest.raises(DataError) as info:
-        load_fashion_mnist(env.tmp / "nowhere", download=False)
+        load_fashion_mnist(download=False)
     msg = str(info.value)
     assert not isinstance(info.value, DownloadError)
     for needle in ("root=", "NPNET_DATA", str(env.cache), "apt-get install dataset-fashion-mnist",
-                   "make data", str(env.tmp / "nowhere"), str(env.system)):
+                   "make data", str(env.system)):
         assert needle in msg
 
 
@@ -906,3 +1005,248 @@ def test_get_k_fold_data_bad_arguments():
     ]:
         with pytest.raises(exc, match=needle):
             get_k_fold_data(*args)
+
+
+# --------------------------------------------------------------------------- #
+# fingerprint
+# --------------------------------------------------------------------------- #
+
+def small_arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), rng.integers(0, 10, 12).astype(np.int64),
+            rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), rng.integers(0, 10, 6).astype(np.int64))
+
+
+def test_fingerprint_same_arrays_same_value_and_inputs_unchanged():
+    arrays = small_arrays()
+    before = [a.copy() for a in arrays]
+    fp = data.fingerprint(*arrays)
+    assert isinstance(fp, str) and len(fp) == 64 and int(fp, 16) >= 0
+    assert data.fingerprint(*[a.copy() for a in arrays]) == fp
+    # a non-contiguous view with the same values, and a read-only copy, give the same value
+    X = np.zeros((12, 28, 56), dtype=np.uint8)
+    X[:, :, ::2] = arrays[0]
+    ro = arrays[2].copy()
+    ro.flags.writeable = False
+    assert data.fingerprint(X[:, :, ::2], arrays[1], ro, arrays[3]) == fp
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change", ["pixel", "train label", "test label", "order", "swap splits",
+                                    "dtype", "shape", "one image fewer"])
+def test_fingerprint_changes_with_the_data(change):
+    X_train, y_train, X_test, y_test = arrays = small_arrays()
+    fp = data.fingerprint(*arrays)
+    if change == "pixel":
+        X_train = X_train.copy()
+        X_train[3, 14, 14] ^= 1
+        other = (X_train, y_train, X_test, y_test)
+    elif change == "train label":
+        y_train = y_train.copy()
+        y_train[0] = (y_train[0] + 1) % 10
+        other = (X_train, y_train, X_test, y_test)
+    elif change == "test label":
+        y_test = y_test.copy()
+        y_test[-1] = (y_test[-1] + 1) % 10
+        other = (X_train, y_train, X_test, y_test)
+    elif change == "order":
+        other = (X_train[::-1], y_train[::-1], X_test, y_test)
+    elif change == "swap splits":
+        other = (X_test, y_test, X_train, y_train)
+    elif change == "dtype":
+        other = (X_train, y_train.astype(np.uint8), X_test, y_test)
+    elif change == "shape":
+        other = (X_train.reshape(12, 784), y_train, X_test, y_test)
+    else:
+        other = (X_train[:-1], y_train[:-1], X_test, y_test)
+    assert data.fingerprint(*other) != fp
+
+
+def test_fingerprint_is_the_same_for_every_source_of_the_same_data(env):
+    gz_dir = make_source(env.tmp / "gz", seed=3)
+    raw_dir = make_source(env.tmp / "raw", seed=3, compress=False)
+    first = load_fashion_mnist(gz_dir, download=False)           # builds the decoded cache
+    again = load_fashion_mnist(gz_dir, download=False)           # reads it
+    plain = load_fashion_mnist(raw_dir, download=False)
+    fp = data.fingerprint(*first)
+    assert data.fingerprint(*again) == fp == data.fingerprint(*plain)
+    assert data.fingerprint(*load_fashion_mnist(make_source(env.tmp / "other", seed=4), download=False)) != fp
+
+
+def test_fingerprint_bad_arguments():
+    X_train, y_train, X_test, y_test = small_arrays()
+    with pytest.raises(TypeError, match="y_train"):
+        data.fingerprint(X_train, y_train.tolist(), X_test, y_test)
+    with pytest.raises(TypeError, match="X_test"):
+        data.fingerprint(X_train, y_train, X_test.astype(object), y_test)
+
+
+def test_fingerprint_follows_its_documented_definition():
+    # checkpoints store the value, so its definition must not drift
+    arrays = small_arrays(5)
+    h = hashlib.sha256(b"npnet-data-fingerprint-v1\0")
+    for a in arrays:
+        h.update(f"{a.dtype.str}{a.shape};".encode() + a.tobytes())
+    assert data.fingerprint(*arrays) == h.hexdigest()
+
+
+# --------------------------------------------------------------------------- #
+# the command line: --data-dir is used or refused; `npnet data --quiet`
+# --------------------------------------------------------------------------- #
+
+def run_cli(capsys, *argv):
+    from npnet import cli
+
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line(text):
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", BROKEN_ROOTS)
+@pytest.mark.parametrize("command", ["train", "data"])
+def test_cli_bad_data_dir_exits_2_naming_it_and_never_trains(env, monkeypatch, capsys, case, command):
+    make_source(env.system, seed=2)   # a valid copy elsewhere, which the old search fell back to
+    make_source(env.cache, seed=3)
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", closed_port_url())   # never the internet
+    given, named, problem = break_root(make_source(env.tmp / "root", seed=1), case)
+    out = env.tmp / "run"
+    if command == "train":
+        argv = ("train", "--data-dir", given, "--out", out, "--epochs", 1)
+    else:
+        argv = ("data", "--data-dir", given, "--no-download")
+    status, stdout, stderr = run_cli(capsys, *argv)
+    assert status == 2
+    line = one_line(stderr)
+    assert "--data-dir" in line and str(named) in line and problem in line
+    assert "found in" not in stdout
+    assert not os.path.exists(out / "metrics.csv") and not os.path.exists(out / "checkpoint.npz")
+
+
+def test_cli_train_download_without_network_says_it_failed_and_why(env, monkeypatch, capsys):
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", closed_port_url())
+    out = env.tmp / "run"
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", env.tmp / "new", "--download", "--out", out)
+    assert status == 2
+    line = one_line(stderr)
+    assert "download" in line and "failed" in line and "refused" in line.lower()
+    assert not os.path.exists(out / "metrics.csv")
+
+
+def test_cli_train_download_fills_an_explicit_data_dir(env, server, monkeypatch, capsys):
+    raw = fashion_raw(9)
+    serve_all(server, raw)
+    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", checksums_of(raw))
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", server.url)
+    make_source(env.system, seed=2)
+    target = env.tmp / "new"
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", target, "--download", "--out", env.tmp / "run",
+                                "--epochs", 1, "--batch-size", 4)
+    assert status == 0, stderr
+    assert sorted(os.listdir(target)) == sorted(b + ".gz" for b in FASHION_MNIST_FILES)
+
+
+@pytest.mark.parametrize("download", [True, False])
+def test_npnet_data_quiet_prints_one_line_when_nothing_is_found(env, monkeypatch, capsys, download):
+    monkeypatch.setenv("NPNET_FASHION_MNIST_URL", closed_port_url())
+    argv = ("data", "--quiet") + (() if download else ("--no-download",))
+    status, stdout, stderr = run_cli(capsys, *argv)
+    assert status == 1
+    assert stdout == ""
+    line = one_line(stderr)
+    assert "not found" in line and "npnet data" in line
+    if download:
+        assert "download" in line and "failed" in line and "refused" in line.lower()
+    # without --quiet the failure still lists every place, every attempt and every way
+    status, stdout, stderr = run_cli(capsys, *argv[:1] + argv[2:])
+    assert status == 1
+    for needle in (str(env.cache), str(env.system), "NPNET_DATA", "root=", "apt-get install dataset-fashion-mnist",
+                   "make data") + (("attempt 3",) if download else ()):
+        assert needle in stderr, needle
+    assert len(stderr.splitlines()) > 5
+
+
+def test_npnet_data_quiet_prints_one_line_when_found(env, capsys):
+    make_source(env.system, seed=2)
+    status, stdout, stderr = run_cli(capsys, "data", "--quiet")
+    assert status == 0 and stderr == ""
+    assert str(env.system) in one_line(stdout)
+
+
+def test_npnet_data_corrupt_file_exits_2_with_one_line(env, capsys):
+    bad = make_source(env.system, seed=2) / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-5])
+    status, _, stderr = run_cli(capsys, "data", "--quiet")
+    assert status == 2
+    assert "train-labels-idx1-ubyte.gz" in one_line(stderr)
+
+
+# --------------------------------------------------------------------------- #
+# `make data`: one line on the way to Debian's package, the full report only when every way failed
+# --------------------------------------------------------------------------- #
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_data(tmp_path, apt):
+    """Run the Makefile's `data` target with Fashion-MNIST nowhere, no network and a fake apt-get
+    that installs a small data set (apt="ok") or fails (apt="fail"); returns (status, stdout, stderr)."""
+    import shutil
+    import subprocess
+    import sys
+
+    system, bin_dir = tmp_path / "system", tmp_path / "bin"
+    bin_dir.mkdir()
+    tests = os.path.join(REPO, "tests")
+    wrapper = bin_dir / "py"   # stands in for the venv's python: the real CLI with the system folder moved
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path[:0] = [{REPO!r}, {tests!r}]\n"
+        "import npnet.data as d\n"
+        f"d.SYSTEM_DIRS, d._COUNTS, d._RETRY_BACKOFF = ({str(system)!r},), {SMALL!r}, 0.0\n"
+        "assert sys.argv[1:3] == ['-m', 'npnet'], sys.argv\n"
+        "from npnet.cli import main\n"
+        "sys.exit(main(sys.argv[3:]))\n")
+    installer = bin_dir / "install-dataset"
+    installer.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {tests!r})\nimport idxdata\n"
+                         f"idxdata.make_dataset({str(system)!r}, {SMALL!r}, gz=True)\n")
+    apt_get = bin_dir / "apt-get"
+    apt_get.write_text("#!/bin/sh\n"
+                       'case "$1" in update) exit 0;; install) ' + (f"{installer}; exit $?" if apt == "ok" else "exit 100")
+                       + ";; esac\nexit 1\n")
+    for f in (wrapper, installer, apt_get):
+        f.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.path.dirname(shutil.which('make'))}:/usr/bin:/bin",
+           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "NPNET_FASHION_MNIST_URL": closed_port_url(), "no_proxy": "127.0.0.1"}
+    p = subprocess.run(["make", "--no-print-directory", "-C", REPO, "-o", ".venv/.installed-train", "data",
+                        f"PY={wrapper}"], env=env, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.mark.skipif(not __import__("shutil").which("make"), reason="needs make")
+def test_make_data_falls_back_to_debian_with_one_line(tmp_path):
+    status, stdout, stderr = make_data(tmp_path, "ok")
+    assert status == 0, stdout + stderr
+    assert stderr == ""
+    assert stdout.splitlines() == [
+        "Fashion-MNIST not found locally; installing Debian's dataset-fashion-mnist package...",
+        f"Fashion-MNIST found in {tmp_path / 'system'}: 12 training and 6 test images"]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("make"), reason="needs make")
+def test_make_data_lists_every_way_when_every_way_failed(tmp_path):
+    status, stdout, stderr = make_data(tmp_path, "fail")
+    assert status != 0
+    assert "installing Debian's dataset-fashion-mnist package" in stdout
+    for needle in ("apt-get install dataset-fashion-mnist failed", str(tmp_path / "system"), "NPNET_DATA",
+                   "attempt 3", "Connection refused", "make data"):
+        assert needle in stderr, needle
