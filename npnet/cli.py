@@ -15,8 +15,10 @@ Subcommands:
   namespace and returns the exit status.
 
 Exit status: 0 success, 1 a failed run (one line on stderr; diverged, corrupt
-checkpoint...), 2 a usage error (unknown flag, bad value, missing data; one
-line on stderr), 130 interrupted (Ctrl-C). ``--debug`` adds the traceback.
+checkpoint...), 2 a usage error (unknown flag, bad value, missing data, --out
+in use by another run; one line on stderr), 128 + the signal's number when
+stopped by a signal: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP (one line;
+the last finished epoch's checkpoint stays). ``--debug`` adds the traceback.
 """
 import argparse
 import csv
@@ -27,6 +29,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -50,6 +53,11 @@ FIXED_ON_RESUME = ("model", "hidden", "dropout", "init", "optimizer", "lr", "mom
                    "batch_size", "seed", "dtype")
 CHECKPOINT, METRICS, CONFIG, CURVES, PREDICTIONS = (
     "checkpoint.npz", "metrics.csv", "config.json", "curves.png", "predictions.png")
+CONFUSION, LOCK = "confusion.png", ".lock"
+# The files a run writes into --out: a new run removes exactly these (never anything else).
+RUN_FILES = (CHECKPOINT, METRICS, CONFIG, CURVES, PREDICTIONS, CONFUSION)
+# metrics.csv's columns, in order (EpochResult's fields; the test loss is the one curves.png plots).
+METRICS_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 NUM_PREDICTIONS = 24
 
 
@@ -189,19 +197,73 @@ def _add_studies(sub):
 
 # --------------------------------------------------------------------------- main
 
+class Stopped(KeyboardInterrupt):
+    """SIGINT (Ctrl-C), SIGTERM or SIGHUP: unwinds like Ctrl-C; the exit status is 128 + ``signum``."""
+
+    def __init__(self, signum=signal.SIGINT, note=""):
+        super().__init__(note)
+        self.signum = signum
+
+
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class _StopSignals:
+    """While active, the first SIGINT/SIGTERM/SIGHUP raises :class:`Stopped`; later ones are ignored,
+    so that a second Ctrl-C cannot cut short the clean-up or the line saying where the run stands."""
+
+    def __enter__(self):
+        self.previous = {}
+        for s in _STOP_SIGNALS:
+            try:
+                self.previous[s] = signal.signal(s, self._first)
+            except (ValueError, OSError):   # not the main thread: keep Python's own handling
+                break
+        return self
+
+    def _first(self, signum, frame):
+        for s in self.previous:
+            signal.signal(s, self._later)
+        raise Stopped(signum)
+
+    def _later(self, signum, frame):
+        pass
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        return False
+
+
+def _signal_name(signum):
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def main(argv=None):
     """Run the ``npnet`` command line; returns the exit status (the console script exits with it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    prefix, debug = "npnet", "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
-    except UsageError as e:
-        print(e, file=sys.stderr)
-        return EXIT_USAGE
-    except SystemExit as e:   # --help, --version
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
-    args.argv = argv
-    debug = getattr(args, "debug", False)
-    prefix = f"npnet {args.command}"
+        with _StopSignals():
+            try:
+                args = build_parser().parse_args(argv)
+            except UsageError as e:
+                print(e, file=sys.stderr)
+                return EXIT_USAGE
+            except SystemExit as e:   # --help, --version
+                return e.code if isinstance(e.code, int) else EXIT_USAGE
+            args.argv = argv
+            debug = getattr(args, "debug", False)
+            prefix = f"npnet {args.command}"
+            return _run(args, prefix, debug)
+    except KeyboardInterrupt as e:   # a signal between two handlers, e.g. while parsing
+        return _report_stop(e, prefix, debug)
+
+
+def _run(args, prefix, debug):
     try:
         return args.func(args)
     except UsageError as e:
@@ -215,16 +277,23 @@ def main(argv=None):
         print(f"{prefix}: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as e:
-        if debug:
-            traceback.print_exc()
-        print(f"\n{prefix}: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _report_stop(e, prefix, debug)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if debug:
             traceback.print_exc()
         print(f"{prefix}: error: {type(e).__name__}: {_one_line(str(e))} (run with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_FAILED
+
+
+def _report_stop(e, prefix, debug):
+    """One line for Ctrl-C or a stop signal; the status is 128 + its number."""
+    if debug:
+        traceback.print_exc()
+    signum = getattr(e, "signum", signal.SIGINT)
+    how = "interrupted" if signum == signal.SIGINT else f"interrupted by {_signal_name(signum)}"
+    print(f"\n{prefix}: {how}" + (f"; {e}" if str(e) else ""), file=sys.stderr, flush=True)
+    return 128 + int(signum)
 
 
 def _one_line(text):
@@ -318,14 +387,33 @@ def _write_text(path, text):
 
 
 def _write_metrics(path, history):
-    from .train import EpochResult
-
+    """metrics.csv: METRICS_COLUMNS, one row per epoch (a test loss the checkpoint lacks is nan)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(EpochResult.COLUMNS)
+    w.writerow(METRICS_COLUMNS)
     for r in history:
-        w.writerow([r.epoch] + [repr(float(getattr(r, c))) for c in EpochResult.COLUMNS[1:]])
+        w.writerow([r.epoch] + [repr(float(getattr(r, c, math.nan))) for c in METRICS_COLUMNS[1:]])
     _write_text(path, buf.getvalue())
+
+
+def _loss_text(loss):
+    """A loss for people: 4 decimals, or scientific notation from 1000 on (1e6 is never 1000000.0000)."""
+    return f"{loss:.4f}" if not abs(loss) >= 1e3 else f"{loss:.3e}"
+
+
+def _plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _describe(s):
+    """The model and its key settings, in one line (the run's summary and the title of curves.png)."""
+    arch = "softmax regression" if s["model"] == "softmax" else f"MLP 784-{s['hidden']}-10"
+    if s["model"] == "mlp" and s["dropout"]:
+        arch += f" (dropout {s['dropout']:g})"
+    hp = (f"lr {s['lr']:g}" + (f", momentum {s['momentum']:g}" if s["momentum"] else "")
+          + (f", weight decay {s['weight_decay']:g}" if s["weight_decay"] else ""))
+    return (f"{arch}, init {s['init']}, {s['optimizer']} ({hp}), batch {s['batch_size']}, "
+            f"{_plural(s['epochs'], 'epoch')}, {s['dtype']}, seed {s['seed']}")
 
 
 def _load_data(args):
@@ -355,6 +443,7 @@ class _Reporter:
         self.out, self.history, self.samples, self.twin = out, list(history), samples_per_epoch, twin
         self.bar = None
         self.tqdm = None
+        self.started = False   # has an epoch begun?
         if sys.stdout.isatty():
             try:
                 from tqdm import tqdm
@@ -369,11 +458,12 @@ class _Reporter:
 
     def row(self, r, diffs=None):
         extra = f"  {diffs[1]:>17.3e}  {diffs[2]:>12.3e}" if diffs else ""
-        loss = f"{r.train_loss:.4f}" if abs(r.train_loss) < 1e3 else f"{r.train_loss:.2e}"
+        loss = _loss_text(r.train_loss)
         print(f"{r.epoch:>5}  {loss:>7}  {r.train_acc:>9.4f}  {r.test_acc:>8.4f}  {r.seconds:>7.2f}{extra}",
               flush=True)
 
     def on_epoch_start(self, epoch):
+        self.started = True
         self.loss_sum = 0.0
         self.seen = 0
         self.t0 = time.perf_counter()
@@ -385,7 +475,7 @@ class _Reporter:
         self.loss_sum += info.loss * info.batch_size
         self.seen += info.batch_size
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{self.loss_sum / self.seen:.4f}", refresh=False)
+            self.bar.set_postfix(loss=_loss_text(self.loss_sum / self.seen), refresh=False)
             self.bar.update(info.batch_size)
 
     def close(self):
@@ -401,7 +491,7 @@ class _Reporter:
         self.row(result, self.twin.epoch_diffs[-1] if self.twin else None)
 
 
-def _make_plots(out, history, model, X_test, y_test):
+def _make_plots(out, history, model, X_test, y_test, title):
     """curves.png and predictions.png; a one-line note (and no PNGs) without matplotlib."""
     try:
         import matplotlib  # noqa: F401
@@ -414,7 +504,7 @@ def _make_plots(out, history, model, X_test, y_test):
 
     written = []
     if history:
-        written.append(plots.plot_curves(history, os.path.join(out, CURVES), title="Fashion-MNIST"))
+        written.append(plots.plot_curves(history, os.path.join(out, CURVES), title=title))
     n = min(NUM_PREDICTIONS, X_test.shape[0])
     X, y = next(iter(DataLoader(X_test[:n], y_test[:n], n)))
     predictions = model(X.astype(model.dtype, copy=False)).argmax(axis=-1)
@@ -423,7 +513,200 @@ def _make_plots(out, history, model, X_test, y_test):
     return written
 
 
+# --------------------------------------------------------------------------- the output folder
+
+class _OutLock:
+    """An exclusive ``flock`` on ``<out>/.lock`` (holding the pid) for the whole run.
+
+    The kernel drops the lock when its process ends however it ends, so a lock
+    file left by a killed run never blocks the next one. The file is removed
+    while still locked; a run that locked a file someone has just removed tries
+    again on the new one, so two runs never both hold "the" lock.
+    """
+
+    def __init__(self, out):
+        self.path = os.path.join(out, LOCK)
+        self.fd = None
+
+    def acquire(self, out):
+        try:
+            import fcntl
+        except ImportError:   # no flock on this system: run unlocked
+            return self
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise UsageError(f"cannot write into --out {out}: {e.strerror or e}") from e
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                os.close(fd)
+                who = f"pid {holder}" if holder.isdigit() else "another process"
+                raise UsageError(f"--out {out} is in use by another npnet train ({who}); wait for it to finish, "
+                                 "or choose another --out") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self.fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        return self
+
+    def release(self):
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)   # closing drops the flock
+        self.fd = None
+
+
+def _make_out(out):
+    """Create --out (and missing parents); returns the directories created, deepest last."""
+    missing, d = [], os.path.abspath(out)
+    while d and not os.path.isdir(d):
+        missing.append(d)
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create --out {out}: {e.strerror or e}") from e
+    return missing[::-1]
+
+
+def _remove_run_files(out):
+    """Remove the files an earlier run wrote into ``out`` (RUN_FILES only: nothing of the user's)."""
+    for name in RUN_FILES:
+        try:
+            os.unlink(os.path.join(out, name))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise RunFailed(f"cannot remove the earlier run's {os.path.join(out, name)}: {e.strerror or e}") from e
+
+
+def _remove_empty_dirs(created):
+    for d in reversed(created):
+        try:
+            os.rmdir(d)
+        except OSError:   # not empty (someone else's files) or already gone: leave it
+            return
+
+
+# --------------------------------------------------------------------------- memory
+
+# Fashion-MNIST held in memory as uint8: 70,000 images of 784 pixels and their labels.
+_DATA_BYTES = 70_000 * 785
+
+
+def _memory_needed(s):
+    """Bytes a run with settings ``s`` needs, roughly: the parameters with their gradients, optimizer
+    state and the copies a checkpoint makes, one batch of activations and gradients, and the data."""
+    itemsize = np.dtype(s["dtype"]).itemsize
+    hidden = s["hidden"] if s["model"] == "mlp" else 0
+    params = (784 * hidden + hidden + hidden * 10 + 10) if hidden else 784 * 10 + 10
+    state = 2 if s["optimizer"] == "adam" else (1 if s["momentum"] else 0)
+    copies = 1 + 1 + state + 2   # weights, gradients, optimizer state, checkpoint copy and its checksum
+    batch = min(s["batch_size"], 60_000)
+    per_sample = 2 * 784 + 5 * hidden + 4 * 10   # input and its gradient, hidden layer(s), logits
+    return params * copies * itemsize + batch * per_sample * itemsize + _DATA_BYTES
+
+
+def _available_memory():
+    """Bytes of memory available to a new allocation (MemAvailable), else the physical memory, else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gb(n):
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def _check_memory(s):
+    """Refuse, before any data is loaded, a run that cannot fit in memory."""
+    needed, available = _memory_needed(s), _available_memory()
+    if available is None or needed <= available:
+        return
+    flag = f"--hidden {s['hidden']}" if s["model"] == "mlp" else f"--batch-size {s['batch_size']}"
+    raise UsageError(f"{flag} needs about {_gb(needed)} of memory ({s['dtype']} weights, gradients, "
+                     f"{s['optimizer']} state and a batch), more than the {_gb(available)} available; choose a "
+                     f"smaller {flag.split()[0]}" + (" or --dtype float32" if s["dtype"] == "float64" else ""))
+
+
+def _require_torch():
+    try:
+        importlib.import_module("torch")
+    except ImportError as e:
+        raise UsageError("--check-torch needs PyTorch, which is not installed; install it with: "
+                         "pip install -e '.[reference]' (from npnet's source folder)") from e
+
+
+# --------------------------------------------------------------------------- npnet train
+
 def cmd_train(args):
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"cannot create --out {out}: it names an existing file, not a directory; "
+                         "choose another --out")
+    if args.resume:
+        if args.check_torch:
+            raise UsageError("--check-torch starts its twin from the initial weights; "
+                             "it cannot be combined with --resume")
+        if args.overwrite:
+            raise UsageError("--resume and --overwrite contradict each other")
+        ckpt_path = os.path.join(out, CHECKPOINT)
+        if not os.path.isfile(ckpt_path):
+            raise UsageError(f"--resume: there is no checkpoint to resume from ({ckpt_path} does not exist)")
+        settings = None
+    else:
+        settings = _settings(args)
+        _check_memory(settings)
+        if args.check_torch:
+            _require_torch()
+
+    created = _make_out(out)
+    lock = _OutLock(out)
+    run = {"reporter": None, "wrote": False}
+    finished = False
+    try:
+        lock.acquire(out)
+        status = _train(args, settings, run)
+        finished = True
+        return status
+    finally:
+        # A fresh run that stopped before its first epoch takes back what it wrote (its folder too).
+        reporter = run["reporter"]
+        if not finished and not args.resume and run["wrote"] and not (reporter and reporter.started):
+            try:
+                _remove_run_files(out)
+            except RunFailed:
+                pass
+        lock.release()
+        if not finished:
+            _remove_empty_dirs(created)
+
+
+def _train(args, settings, run):
     from . import nn, optim
     from .data import DataLoader
     from .errors import CheckpointError, TrainingDiverged
@@ -433,13 +716,6 @@ def cmd_train(args):
     ckpt_path = os.path.join(out, CHECKPOINT)
     saved_history = []
     if args.resume:
-        if args.check_torch:
-            raise UsageError("--check-torch starts its twin from the initial weights; "
-                             "it cannot be combined with --resume")
-        if args.overwrite:
-            raise UsageError("--resume and --overwrite contradict each other")
-        if not os.path.isfile(ckpt_path):
-            raise UsageError(f"--resume: there is no checkpoint to resume from ({ckpt_path} does not exist)")
         try:
             ckpt = load_checkpoint(ckpt_path)
         except CheckpointError as e:
@@ -448,18 +724,17 @@ def cmd_train(args):
         if not isinstance(saved, dict) or any(k not in saved for k in DEFAULTS):
             raise RunFailed(f"cannot resume: {ckpt_path} was not written by `npnet train` (no settings in its config)")
         settings = _settings(args, saved)
+        if ckpt.epoch >= settings["epochs"]:   # touch nothing: config.json, metrics.csv and the plots stay
+            print(f"nothing to train: {ckpt_path} is at epoch {ckpt.epoch} and --epochs is {settings['epochs']}; "
+                  f"pass a larger --epochs to continue")
+            return EXIT_OK
+        _check_memory(settings)
         saved_history = ckpt.metrics
         if args.data_dir is None:
             args.data_dir = ckpt.config.get("data_dir")   # the data the run started on
-    else:
-        settings = _settings(args)
-        if os.path.exists(ckpt_path) and not args.overwrite:
-            raise UsageError(f"{out} already holds a run ({ckpt_path}); pass --resume to continue it, "
-                             "--overwrite to start again, or choose another --out")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create --out {out}: {e.strerror or e}") from e
+    elif os.path.exists(ckpt_path) and not args.overwrite:
+        raise UsageError(f"{out} already holds a run ({ckpt_path}); pass --resume to continue it, "
+                         "--overwrite to start again, or choose another --out")
 
     X_train, y_train, X_test, y_test = _load_data(args)
     if args.resume and ckpt.config.get("train_samples") not in (None, X_train.shape[0]):
@@ -486,8 +761,8 @@ def cmd_train(args):
         try:
             twin = TorchTwin(model, opt)
         except ImportError as e:
-            raise UsageError("--check-torch needs PyTorch, which is not installed "
-                             "(pip install torch, or npnet[reference])") from e
+            raise UsageError("--check-torch needs PyTorch and npnet's reference package; install them with: "
+                             f"pip install -e '.[reference]' (from npnet's source folder) ({_one_line(str(e))})") from e
 
     config = {
         "settings": s,
@@ -500,20 +775,19 @@ def cmd_train(args):
         "train_samples": int(X_train.shape[0]),
         "test_samples": int(X_test.shape[0]),
     }
-    _write_text(os.path.join(out, CONFIG), json.dumps(config, indent=2, sort_keys=True) + "\n")
-
     samples = min(len(train_loader) * train_loader.batch_size, train_loader.dataset_size)
-    reporter = _Reporter(out, saved_history, samples, twin=twin)
+    reporter = run["reporter"] = _Reporter(out, saved_history, samples, twin=twin)
+    # From here on the run writes into --out. A fresh run first removes an earlier run's files
+    # (--overwrite, or the leftovers of a run that never wrote a checkpoint), so none of them can
+    # end up beside the new checkpoint.
+    run["wrote"] = True
+    if not args.resume:
+        _remove_run_files(out)
+    _write_text(os.path.join(out, CONFIG), json.dumps(config, indent=2, sort_keys=True) + "\n")
     if args.resume:
         _write_metrics(os.path.join(out, METRICS), saved_history)
         print(f"resuming {out} after epoch {reporter.last_epoch}", flush=True)
-        if reporter.last_epoch >= s["epochs"]:
-            print(f"nothing to train: the checkpoint is at epoch {reporter.last_epoch}, --epochs is {s['epochs']}")
-    hp = (f"lr {s['lr']:g}" + (f", momentum {s['momentum']:g}" if s["momentum"] else "")
-          + (f", weight decay {s['weight_decay']:g}" if s["weight_decay"] else ""))
-    arch = "softmax regression" if s["model"] == "softmax" else f"MLP 784-{s['hidden']}-10"
-    print(f"{arch}, init {s['init']}, {s['optimizer']} ({hp}), batch {s['batch_size']}, "
-          f"{s['epochs']} epochs, {s['dtype']}, seed {s['seed']}", flush=True)
+    print(_describe(s), flush=True)
     reporter.header()
     for r in saved_history:
         reporter.row(r)
@@ -529,20 +803,21 @@ def cmd_train(args):
     except (CheckpointError, RunFailed) as e:   # e.g. the disk is full: the last checkpoint stays
         reporter.close()
         raise RunFailed(f"{e}{_kept(ckpt_path)}") from e
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         reporter.close()
-        raise KeyboardInterrupt(_interrupted(ckpt_path, out)) from None
+        note = _interrupted(ckpt_path, out) if args.resume or reporter.started else "before the first epoch"
+        raise Stopped(getattr(e, "signum", signal.SIGINT), note) from None
 
     if twin is not None and twin.epoch_diffs:
         print(f"check-torch: largest differences over the run: loss {max(d[1] for d in twin.epoch_diffs):.3e}, "
               f"parameters {max(d[2] for d in twin.epoch_diffs):.3e}")
     try:
-        written = _make_plots(out, list(result.history), model, X_test, y_test)
+        written = _make_plots(out, list(result.history), model, X_test, y_test, "Fashion-MNIST: " + _describe(s))
     except OSError as e:
         raise RunFailed(f"cannot write the plots into {out}: {e.strerror or e}{_kept(ckpt_path)}") from e
     final = result.final
     if final is not None:
-        print(f"final: train loss {final.train_loss:.4f}, train acc {final.train_acc:.4f}, "
+        print(f"final: train loss {_loss_text(final.train_loss)}, train acc {final.train_acc:.4f}, "
               f"test acc {final.test_acc:.4f}")
     names = [METRICS, CONFIG, CHECKPOINT] + [os.path.basename(p) for p in written]
     print(f"wrote {', '.join(names)} to {out}")

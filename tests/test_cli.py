@@ -6,6 +6,8 @@ data directory hidden). The default run on the real data (``-m realdata``)
 runs once, in a subprocess that also reports its peak RSS.
 """
 import csv
+import dataclasses
+import fcntl
 import io
 import json
 import os
@@ -27,7 +29,7 @@ SMALL = {"train": 600, "test": 200}
 COURSE = [  # the course's published softmax-regression run: loss, train acc, test acc
     (0.7878, 0.749, 0.794), (0.5702, 0.814, 0.813), (0.5252, 0.827, 0.819), (0.5010, 0.833, 0.824),
     (0.4858, 0.836, 0.815)]
-HEADER = "epoch,train_loss,train_acc,test_acc,seconds"
+HEADER = "epoch,train_loss,train_acc,test_loss,test_acc,seconds"
 # One BLAS thread: OpenBLAS's float32 results depend on its thread count, so a
 # seeded run is reproducible only with the count fixed (and it is faster here).
 ONE_THREAD = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -74,7 +76,7 @@ def test_train_writes_the_five_files(small, tmp_path, capsys):
     assert ",".join(rows[0]) == HEADER
     assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
     values = np.array([[float(x) for x in r] for r in rows[1:]])
-    assert np.all(values[:, 2:4] <= 1) and np.all(values[:, 1:] > 0)
+    assert np.all(values[:, [2, 4]] <= 1) and np.all(values[:, 1:] > 0)
     config = json.load(open(out / "config.json"))
     assert config["settings"] == {"model": "softmax", "hidden": None, "dropout": None, "init": "normal",
                                   "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0,
@@ -82,6 +84,7 @@ def test_train_writes_the_five_files(small, tmp_path, capsys):
     ckpt = T.load_checkpoint(out / "checkpoint.npz")
     assert ckpt.epoch == 3 and ckpt.params["1.weight"].shape == (10, 784)
     assert [round(r.train_loss, 12) for r in ckpt.metrics] == [round(v, 12) for v in values[:, 1]]
+    assert [r.test_loss for r in ckpt.metrics] == list(values[:, 3])   # the test loss curves.png plots
     for png in ("curves.png", "predictions.png"):
         assert open(out / png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     # the table: a header and one row per epoch; no progress bar when stdout is not a TTY
@@ -306,6 +309,269 @@ def test_sigint_in_a_real_process(small, tmp_path):
     assert epoch >= 1 and f"holds epoch {epoch}" in stderr
 
 
+def spawn(tmp_path, argv, prelude="pass"):
+    """`npnet` in a child process that sees only the small data set; ``prelude`` runs first."""
+    code = ("import sys, time; import npnet.data as d; from npnet import cli; "
+            f"d._COUNTS.update({SMALL!r}); d.SYSTEM_DIRS = ({str(tmp_path / 'none')!r},); "
+            f"{prelude}; sys.exit(cli.main({[str(a) for a in argv]!r}))")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**ONE_THREAD, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+
+
+def wait_for_line(p, pattern):
+    for line in p.stdout:
+        if re.search(pattern, line):
+            return line
+    raise AssertionError(f"the child ended without printing {pattern!r}: {p.communicate(timeout=60)}")
+
+
+def finish(p):
+    try:
+        _, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return stderr
+
+
+SLOW_DATA = ("real_load = d.load_fashion_mnist\n"
+             "def slow_load(*a, **kw):\n"
+             "    print('loading', flush=True); time.sleep(60); return real_load(*a, **kw)\n"
+             "d.load_fashion_mnist = slow_load")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_start_up_is_one_line_and_leaves_no_out(small, tmp_path, signum):
+    out = tmp_path / "new" / "run"
+    p = spawn(tmp_path, ["train", "--data-dir", small, "--out", out], prelude="exec(%r)" % SLOW_DATA)
+    wait_for_line(p, r"^loading")
+    p.send_signal(signum)
+    stderr = finish(p)
+    assert p.returncode == 128 + signum, stderr
+    assert "interrupted" in one_line_error(stderr)
+    assert not (tmp_path / "new").exists()   # the folders the run created went with it
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_keep_the_checkpoint_like_ctrl_c(small, tmp_path, signum):
+    out = tmp_path / "run"
+    p = spawn(tmp_path, ["train", "--data-dir", small, "--out", out, "--epochs", 100000, "--batch-size", 16])
+    wait_for_line(p, r"^\s+1\s")
+    p.send_signal(signum)
+    stderr = finish(p)
+    assert p.returncode == 128 + signum, stderr
+    line = one_line_error(stderr)
+    epoch = T.load_checkpoint(out / "checkpoint.npz").epoch
+    assert epoch >= 1 and f"holds epoch {epoch}" in line and "--resume" in line
+    assert signal.Signals(signum).name in line
+    assert not (out / ".lock").exists()
+
+
+def test_a_second_ctrl_c_keeps_the_continue_hint(small, tmp_path):
+    out = tmp_path / "run"
+    slow_hint = ("real = cli._interrupted\n"
+                 "def slow(*a):\n"
+                 "    print('stopping', flush=True); time.sleep(1.5); return real(*a)\n"
+                 "cli._interrupted = slow")
+    p = spawn(tmp_path, ["train", "--data-dir", small, "--out", out, "--epochs", 100000, "--batch-size", 16],
+              prelude="exec(%r)" % slow_hint)
+    wait_for_line(p, r"^\s+1\s")
+    p.send_signal(signal.SIGINT)
+    wait_for_line(p, r"^stopping")
+    p.send_signal(signal.SIGINT)   # while the first one is being handled
+    stderr = finish(p)
+    assert p.returncode == 130, stderr
+    line = one_line_error(stderr)
+    assert "continue with: npnet train --out" in line and "--resume" in line
+
+
+# --------------------------------------------------------------------------- one run per --out
+
+def test_a_second_run_on_the_same_out_exits_2_naming_the_holder(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    p = spawn(tmp_path, ["train", "--data-dir", small, "--out", out, "--epochs", 100000, "--batch-size", 16])
+    try:
+        wait_for_line(p, r"^\s+1\s")
+        before = {n: (out / n).read_bytes() for n in ("config.json", "checkpoint.npz")}
+        for extra in ([], ["--overwrite"], ["--resume"]):
+            status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1, *extra)
+            assert status == 2
+            line = one_line_error(stderr)
+            assert "--out" in line and f"pid {p.pid}" in line
+        assert (out / "config.json").read_bytes() == before["config.json"]
+    finally:
+        p.send_signal(signal.SIGTERM)
+        finish(p)
+    assert p.returncode == 143
+
+
+def test_the_lock_is_held_for_the_whole_run_and_released(small, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    real_fit = T.fit
+    seen = []
+
+    def fit(*a, **kw):   # in the middle of the run, the lock is taken by this process
+        fd = os.open(out / ".lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            seen.append(os.read(fd, 100).decode())
+        finally:
+            os.close(fd)
+        return real_fit(*a, **kw)
+
+    monkeypatch.setattr(T, "fit", fit)
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)
+    assert status == 0, stderr
+    assert seen == [f"{os.getpid()}\n"]
+    assert not (out / ".lock").exists()
+
+
+def test_a_held_lock_refuses_and_a_stale_lock_file_does_not(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as f:   # as another live run would hold it
+        f.write("4242\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)
+        assert status == 2 and "pid 4242" in one_line_error(stderr)
+        assert os.listdir(out) == [".lock"]
+    # the file left behind by a killed run: no process holds its lock any more
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)
+    assert status == 0, stderr
+    assert not (out / ".lock").exists()
+
+
+# --------------------------------------------------------------------------- what a new run leaves behind
+
+def test_overwrite_removes_the_old_runs_files_before_writing(small, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 2)[0] == 0
+    (out / "confusion.png").write_bytes(b"old")
+    (out / "notes.txt").write_text("mine")
+    real_fit = T.fit
+    seen = []
+    monkeypatch.setattr(T, "fit", lambda *a, **kw: (seen.append(sorted(os.listdir(out))), real_fit(*a, **kw))[1])
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1, "--overwrite",
+                            "--model", "mlp", "--hidden", 8)
+    assert status == 0, stderr
+    assert seen == [[".lock", "config.json", "notes.txt"]]
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "config.json", "curves.png", "metrics.csv", "notes.txt",
+                                       "predictions.png"]
+    assert (out / "notes.txt").read_text() == "mine" and len(read_metrics(out)) == 2
+
+
+def test_overwrite_with_missing_data_keeps_the_old_run(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)[0] == 0
+    before = sorted(os.listdir(out))
+    status, _, stderr = run(capsys, "train", "--data-dir", tmp_path / "nothing", "--out", out, "--overwrite")
+    assert status == 2 and "Fashion-MNIST not found" in one_line_error(stderr)
+    assert sorted(os.listdir(out)) == before and T.load_checkpoint(out / "checkpoint.npz").epoch == 1
+
+
+def test_a_run_failing_before_its_first_epoch_leaves_no_out(small, tmp_path, capsys, monkeypatch):
+    status, _, stderr = run(capsys, "train", "--data-dir", tmp_path / "nothing", "--out", tmp_path / "a" / "b")
+    assert status == 2 and "Fashion-MNIST not found" in one_line_error(stderr)
+    assert not (tmp_path / "a").exists()
+
+    def no_epoch(*a, **kw):   # after config.json and the epoch-0 checkpoint would be written
+        raise KeyboardInterrupt
+    monkeypatch.setattr(T, "fit", no_epoch)
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "c")
+    assert status == 130 and "before the first epoch" in one_line_error(stderr)
+    assert not (tmp_path / "c").exists()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")   # a folder that was there stays, with the user's files
+    status, _, _ = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "d")
+    assert status == 130 and os.listdir(tmp_path / "d") == ["notes.txt"]
+
+
+def test_resume_with_nothing_to_train_touches_nothing(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 2)[0] == 0
+    before = {n: ((out / n).stat().st_mtime_ns, (out / n).read_bytes()) for n in os.listdir(out)}
+    time.sleep(0.05)
+    for epochs in (1, 2):
+        status, stdout, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", epochs)
+        assert status == 0, stderr
+        assert "nothing to train" in stdout and "train acc" not in stdout   # no table header either
+        assert {n: ((out / n).stat().st_mtime_ns, (out / n).read_bytes()) for n in os.listdir(out)} == before
+
+
+# --------------------------------------------------------------------------- memory
+
+def test_a_layer_too_large_for_memory_is_refused_before_loading_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_available_memory", lambda: 8 * 2**30)
+    out = tmp_path / "run"
+    status, _, stderr = run(capsys, "train", "--model", "mlp", "--hidden", 3000000, "--data-dir", tmp_path / "none",
+                            "--out", out)
+    assert status == 2
+    line = one_line_error(stderr)
+    assert "--hidden 3000000" in line and "memory" in line and "GB" in line
+    assert not out.exists()
+    monkeypatch.undo()   # the machine's own memory: no machine has the 12 TB this needs
+    status, _, stderr = run(capsys, "train", "--model", "mlp", "--hidden", 10**9, "--data-dir", tmp_path / "none",
+                            "--out", out)
+    assert status == 2 and "--hidden 1000000000" in one_line_error(stderr) and not out.exists()
+
+
+def test_the_memory_estimate_grows_with_the_model():
+    s = dict(cli.DEFAULTS, lr=0.1, hidden=None, dropout=None)
+    small_run = cli._memory_needed(s)
+    assert 50e6 < small_run < 100e6   # mostly the data set
+    mlp = dict(s, model="mlp", hidden=1000000)
+    assert cli._memory_needed(mlp) > 784e6 * 4 * 3   # weights, gradients, checkpoint copy
+    assert cli._memory_needed(dict(mlp, dtype="float64")) > cli._memory_needed(mlp)
+    assert cli._memory_needed(dict(mlp, optimizer="adam", momentum=None)) > cli._memory_needed(mlp)
+
+
+# --------------------------------------------------------------------------- what the run shows and writes
+
+def test_curves_are_titled_with_the_model_and_its_settings(small, tmp_path, capsys, monkeypatch):
+    from npnet import plots
+
+    titles = []
+    real = plots.plot_curves
+    monkeypatch.setattr(plots, "plot_curves", lambda *a, title=None, **kw: (titles.append(title),
+                                                                             real(*a, title=title, **kw))[1])
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run", "--epochs", 1,
+                                 "--model", "mlp", "--hidden", 12, "--dropout", 0.1, "--optimizer", "adam",
+                                 "--lr", 0.002, "--batch-size", 64, "--seed", 3)
+    assert status == 0, stderr
+    [title] = titles
+    for part in ("MLP 784-12-10", "dropout 0.1", "adam", "lr 0.002", "batch 64", "seed 3", "init normal"):
+        assert part in title, title
+
+
+def test_one_epoch_is_singular(small, tmp_path, capsys):
+    status, stdout, _ = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run", "--epochs", 1)
+    assert status == 0 and "1 epoch," in stdout and "1 epochs" not in stdout
+    status, stdout, _ = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run2", "--epochs", 2)
+    assert status == 0 and "2 epochs," in stdout
+
+
+def test_huge_losses_are_shown_in_scientific_notation(small, tmp_path, capsys, monkeypatch):
+    real = T.train_epoch
+    monkeypatch.setattr(T, "train_epoch", lambda *a, **kw: dataclasses.replace(real(*a, **kw), loss=2.5e7))
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run", "--epochs", 1)
+    assert status == 0, stderr
+    assert "25000000" not in stdout
+    assert re.search(r"^\s+1\s+2\.500e\+07\s", stdout, re.M) and "final: train loss 2.500e+07," in stdout
+    assert cli._loss_text(0.4858) == "0.4858" and cli._loss_text(-3e6) == "-3.000e+06"
+
+
+def test_an_out_that_is_a_file_says_so(small, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", afile, *extra)
+        line = one_line_error(stderr)
+        assert status == 2 and "--out" in line and "not a directory" in line and str(afile) in line
+    assert afile.read_text() == "x"
+
+
 # --------------------------------------------------------------------------- --check-torch
 
 def test_check_torch_agrees_in_float64(small, tmp_path, capsys):
@@ -320,10 +586,16 @@ def test_check_torch_agrees_in_float64(small, tmp_path, capsys):
     assert loss < 1e-10 and params < 1e-10
 
 
-def test_check_torch_without_torch_says_so(small, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)
-    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run", "--check-torch")
-    assert status == 2 and "--check-torch needs PyTorch" in one_line_error(stderr)
+def test_check_torch_without_torch_names_the_install_command(tmp_path):
+    """In a process where torch cannot be imported, before any data is looked for."""
+    code = ("import sys; sys.modules['torch'] = None; from npnet.cli import main; "
+            f"sys.exit(main(['train', '--data-dir', {str(tmp_path / 'no-data')!r}, '--out', "
+            f"{str(tmp_path / 'run')!r}, '--check-torch']))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    line = one_line_error(p.stderr)
+    assert "--check-torch" in line and "pip install -e '.[reference]'" in line
+    assert not (tmp_path / "run").exists()
 
 
 def test_check_torch_cannot_resume(small, tmp_path, capsys):
