@@ -155,6 +155,8 @@ def _add_train(sub):
     a("--out", type=_directory, default=os.path.join("runs", "default"), metavar="DIR",
       help="output directory (default: %(default)s)")
     a("--resume", action="store_true", help="continue the run in --out from its checkpoint.npz")
+    a("--allow-other-data", action="store_true",
+      help="with --resume: continue even on data other than the data the checkpoint was trained on")
     a("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
     a("--check-torch", action="store_true",
       help="train a PyTorch twin in lockstep and report the largest loss and parameter differences per epoch")
@@ -375,6 +377,69 @@ def _settings(args, saved=None):
             raise UsageError("--momentum applies to --optimizer sgd (Adam has betas)")
         s["momentum"] = None
     return s
+
+
+def _check_saved_settings(config, path):
+    """A checkpoint's settings, checked as the flags are, so that a consistent but
+    tampered (or foreign) checkpoint is refused by name rather than deep in build_model.
+
+    Raises:
+        CheckpointError: a setting the flags would not accept.
+    """
+    import re
+
+    from .errors import CheckpointError
+    from .train import INITS, MODELS
+
+    saved = config["settings"]
+    choices = {"model": MODELS, "init": INITS, "optimizer": tuple(DEFAULT_LR), "dtype": ("float32", "float64")}
+    integers = {"hidden": _integer(1), "batch_size": _integer(1), "epochs": _integer(1), "seed": _integer(0)}
+    reals = {"lr": _real(0.0, low_open=True), "momentum": _real(0.0), "weight_decay": _real(0.0),
+             "dropout": _real(0.0, 1.0, high_open=True)}
+    unset = ("hidden", "dropout", "momentum")   # None where a setting does not apply (softmax, adam)
+
+    def unknown(key, value, expected):
+        return CheckpointError(f"checkpoint {path} holds an unknown setting: {key}={value!r} ({expected})")
+
+    for key in DEFAULTS:
+        value = saved[key]
+        if value is None and key in unset:
+            continue
+        if key in choices:
+            if not isinstance(value, str) or value not in choices[key]:
+                raise unknown(key, value, f"expected one of {', '.join(choices[key])}")
+            continue
+        kind = int if key in integers else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise unknown(key, value, "expected an integer" if key in integers else "expected a number")
+        try:
+            (integers.get(key) or reals[key])(repr(value))
+        except argparse.ArgumentTypeError as e:
+            raise unknown(key, value, str(e)) from None
+    data_dir, fingerprint = config.get("data_dir"), config.get("data_fingerprint")
+    if data_dir is not None and not (isinstance(data_dir, str) and data_dir and "\0" not in data_dir):
+        raise unknown("data_dir", data_dir, "expected a directory path or null")
+    if fingerprint is not None and not (isinstance(fingerprint, str) and re.fullmatch(r"[0-9a-f]{64}", fingerprint)):
+        raise unknown("data_fingerprint", fingerprint, "expected a SHA-256 hex digest or null")
+
+
+def _check_same_data(config, path, train_samples, fingerprint, *, allow):
+    """``--resume`` continues on the data its checkpoint was trained on, unless ``--allow-other-data``."""
+    saved_n, saved = config.get("train_samples"), config.get("data_fingerprint")
+    if saved is None:
+        print(f"note: {path} records no fingerprint of its data (an older npnet wrote it); "
+              "the data found is taken to be the same", flush=True)
+    if saved_n in (None, train_samples) and saved in (None, fingerprint):
+        return
+    if allow:
+        print("note: resuming on other data than the checkpoint was trained on (--allow-other-data)", flush=True)
+        return
+    if saved_n not in (None, train_samples):
+        raise UsageError(f"the checkpoint was trained on {saved_n} training images, the data found has "
+                         f"{train_samples}; resume with the same data (--data-dir), or pass --allow-other-data")
+    raise UsageError(f"the checkpoint was trained on other data than the data found (data fingerprint "
+                     f"{saved[:12]}..., found {fingerprint[:12]}...); resume with the same data (--data-dir), "
+                     "or pass --allow-other-data")
 
 
 def _write_text(path, text):
@@ -679,6 +744,8 @@ def cmd_train(args):
             raise UsageError(f"--resume: there is no checkpoint to resume from ({ckpt_path} does not exist)")
         settings = None
     else:
+        if args.allow_other_data:
+            raise UsageError("--allow-other-data applies to --resume only")
         settings = _settings(args)
         _check_memory(settings)
         if args.check_torch:
@@ -709,6 +776,7 @@ def cmd_train(args):
 def _train(args, settings, run):
     from . import nn, optim
     from .data import DataLoader
+    from .data import fingerprint as data_fingerprint
     from .errors import CheckpointError, TrainingDiverged
     from .train import TorchTwin, build_model, fit, load_checkpoint
 
@@ -723,6 +791,10 @@ def _train(args, settings, run):
         saved = (ckpt.config or {}).get("settings")
         if not isinstance(saved, dict) or any(k not in saved for k in DEFAULTS):
             raise RunFailed(f"cannot resume: {ckpt_path} was not written by `npnet train` (no settings in its config)")
+        try:
+            _check_saved_settings(ckpt.config, ckpt_path)
+        except CheckpointError as e:
+            raise RunFailed(f"cannot resume: {e}") from e
         settings = _settings(args, saved)
         if ckpt.epoch >= settings["epochs"]:   # touch nothing: config.json, metrics.csv and the plots stay
             print(f"nothing to train: {ckpt_path} is at epoch {ckpt.epoch} and --epochs is {settings['epochs']}; "
@@ -737,9 +809,9 @@ def _train(args, settings, run):
                          "--overwrite to start again, or choose another --out")
 
     X_train, y_train, X_test, y_test = _load_data(args)
-    if args.resume and ckpt.config.get("train_samples") not in (None, X_train.shape[0]):
-        raise UsageError(f"the checkpoint was trained on {ckpt.config['train_samples']} training images, the data "
-                         f"found has {X_train.shape[0]}; resume with the same data (--data-dir)")
+    fingerprint = data_fingerprint(X_train, y_train, X_test, y_test)
+    if args.resume:
+        _check_same_data(ckpt.config, ckpt_path, X_train.shape[0], fingerprint, allow=args.allow_other_data)
 
     s = settings
     dtype = np.dtype(s["dtype"])
@@ -774,6 +846,7 @@ def _train(args, settings, run):
         "model": repr(model).replace("\n", " "),
         "train_samples": int(X_train.shape[0]),
         "test_samples": int(X_test.shape[0]),
+        "data_fingerprint": fingerprint,
     }
     samples = min(len(train_loader) * train_loader.batch_size, train_loader.dataset_size)
     reporter = run["reporter"] = _Reporter(out, saved_history, samples, twin=twin)

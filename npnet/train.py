@@ -350,6 +350,29 @@ def _num_correct(Y, y):
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
 
 
+def _hyperparameter(optimizer, key):
+    """``optimizer.param_groups[0][key]`` as a float, or None if it is not there or not a number."""
+    groups = getattr(optimizer, "param_groups", None)
+    try:
+        value = groups[0][key]
+    except (TypeError, LookupError):
+        value = getattr(optimizer, key, None) if key == "lr" else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    return float(value)
+
+
+def _divergence_hint(optimizer):
+    """What to try after a divergence: the lr, and momentum and weight decay when they are set."""
+    lr, momentum, decay = (_hyperparameter(optimizer, k) for k in ("lr", "momentum", "weight_decay"))
+    tries = ["a smaller learning rate" + (f" (lr={lr:g})" if lr is not None else "")]
+    if momentum:
+        tries.append(f"less momentum (momentum={momentum:g})")
+    if decay:
+        tries.append(f"less weight decay (weight_decay={decay:g})")
+    return "try " + (tries[0] if len(tries) == 1 else ", ".join(tries[:-1]) + " or " + tries[-1])
+
+
 def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
     """Train ``model`` for one pass over ``loader``; the course's ``train_epoch_ch3``.
 
@@ -392,11 +415,9 @@ def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
             loss_array, loss_backward = loss_fn.forward(Y, y)
             loss = float(loss_array)
             if not math.isfinite(loss):
-                lr = getattr(optimizer, "lr", None)
-                hint = f" (lr is {lr:g})" if isinstance(lr, (int, float)) else ""
                 raise TrainingDiverged(
                     f"training diverged: the loss became {loss} at epoch {epoch}, step {step} of {steps}; "
-                    f"try a smaller learning rate{hint}",
+                    f"{_divergence_hint(optimizer)}",
                     epoch=epoch, step=step)
             _, grads = backward(loss_backward(), need_dx=False)
             optimizer.step(grads)
@@ -453,12 +474,26 @@ def evaluate_accuracy(model, loader):
     return evaluate(model, loader).accuracy
 
 
-def _check_finite_params(model, epoch):
-    for name, p in model.params.items():
-        if not np.all(np.isfinite(p)):
-            raise TrainingDiverged(
-                f"training diverged: parameter {name!r} is no longer finite after epoch {epoch}; "
-                "try a smaller learning rate", epoch=epoch, step=None)
+def _non_finite(arrays):
+    """The first key of ``arrays`` whose float array holds NaN or inf, or None."""
+    for key, a in arrays.items():
+        a = np.asarray(a)
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            return key
+    return None
+
+
+def _check_finite_state(model, optimizer, epoch):
+    """Parameters and optimizer state must be finite before an epoch counts (and is checkpointed)."""
+    name = _non_finite(model.params)
+    what = f"parameter {name!r}"
+    if name is None and callable(getattr(optimizer, "state_dict", None)):
+        name = _non_finite(optimizer.state_dict())
+        what = f"optimizer state {name!r}"
+    if name is not None:
+        raise TrainingDiverged(
+            f"training diverged: {what} is no longer finite after epoch {epoch}; {_divergence_hint(optimizer)}",
+            epoch=epoch, step=None)
 
 
 def _callables(single, callbacks, method):
@@ -473,7 +508,7 @@ def fit(model, loss_fn, optimizer, train_loader, test_loader, epochs, *, schedul
     """Train for epochs ``start_epoch + 1 .. epochs``, evaluating after each; the course's ``train_ch3``.
 
     After each epoch: evaluate on ``test_loader``, step ``scheduler`` (if any),
-    check that every parameter is finite, write the checkpoint (if
+    check that every parameter and the optimizer's state are finite, write the checkpoint (if
     ``checkpoint_path``), then call ``on_epoch_end``. A fresh run with a
     checkpoint path also writes epoch 0 (the initial state) first, so there is
     always a checkpoint to resume from.
@@ -565,7 +600,7 @@ def fit(model, loss_fn, optimizer, train_loader, test_loader, epochs, *, schedul
         ev = evaluate(model, test_loader, loss_fn)
         if scheduler is not None:
             scheduler.step()
-        _check_finite_params(model, epoch)
+        _check_finite_state(model, optimizer, epoch)
         result = EpochResult(epoch, stats.loss, stats.accuracy, ev.accuracy, stats.seconds, ev.loss)
         history.append(result)
         if checkpoint_path is not None:
@@ -659,7 +694,9 @@ def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metri
         config: JSON-serialisable dict, or None.
 
     Raises:
-        CheckpointError: something cannot be stored without pickle, or the write failed.
+        CheckpointError: something cannot be stored without pickle, a parameter or
+            an optimizer state array holds NaN or inf (:func:`load_checkpoint`
+            would refuse it), or the write failed.
     """
     path = V.path(path, "path")
     _check_model(model)
@@ -678,6 +715,10 @@ def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metri
                       ("sched/", scheduler.state_dict() if scheduler is not None else {})):
         for k, v in d.items():
             arrays[prefix + k] = np.array(v)   # a copy: the saved bytes are the ones hashed
+    bad = _non_finite({k: a for k, a in arrays.items() if k.startswith(("param/", "optim/"))})
+    if bad is not None:
+        raise CheckpointError(f"cannot save {bad!r}: it holds NaN or inf, and a checkpoint of a diverged model "
+                              "could not be loaded back")
     for name, gen in rngs.items():
         arrays["rng/" + name], arrays["rngtype/" + name] = _encode_rng(name, gen)
     rows = [r.as_dict() for r in metrics]
@@ -779,7 +820,7 @@ def _refuse(path, why):
 
 
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-_DEFLATE_MAX_RATIO = 1032   # deflate cannot expand one input byte into more output bytes
+_ZIP_METHODS = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 
 
 def _check_archive(path, f, size):
@@ -788,9 +829,11 @@ def _check_archive(path, f, size):
 
     np.load allocates an array of the shape a member's .npy header claims before
     it reads the data, so a 200-byte file could ask for terabytes. Here each
-    member must be an .npy array, stored or deflated, whose claimed size fits in
-    the bytes the member really holds (at most 1032 times its compressed size for
-    deflate), with no Python objects (pickle). Only headers are read.
+    member must be an .npy array, stored (npnet never compresses a checkpoint:
+    inflating a deflated member costs memory and time before the checksum can
+    refuse it, about 1000 times its size), whose claimed size fits in the bytes
+    the member really holds, with no Python objects (pickle). Only the zip
+    directory and the .npy headers are read.
     """
     try:
         with zipfile.ZipFile(f) as zf:
@@ -799,15 +842,13 @@ def _check_archive(path, f, size):
                 name = info.filename
                 if not name.endswith(".npy"):
                     raise _refuse(path, f"unexpected member {name!r}; an npnet checkpoint holds only .npy arrays")
-                if info.compress_type == zipfile.ZIP_STORED:
-                    room = info.compress_size
-                elif info.compress_type == zipfile.ZIP_DEFLATED:
-                    room = info.compress_size * _DEFLATE_MAX_RATIO
-                else:
-                    raise _refuse(path, f"member {name!r} uses zip compression method {info.compress_type}; "
-                                        "only stored or deflated members are read")
+                if info.compress_type != zipfile.ZIP_STORED:
+                    method = _ZIP_METHODS.get(info.compress_type, f"method {info.compress_type}")
+                    raise _refuse(path, f"member {name!r} is compressed ({method}); npnet writes checkpoints "
+                                        "uncompressed (np.savez, not np.savez_compressed), so a compressed "
+                                        "member is refused before it is inflated")
                 stored += info.compress_size
-                if info.file_size > room or stored > size:
+                if info.file_size > info.compress_size or stored > size:
                     raise _refuse(path, f"member {name!r} claims {info.file_size} bytes, more than the file "
                                         f"holds for it; the file is corrupt")
                 with zf.open(info) as m:
@@ -839,10 +880,12 @@ def load_checkpoint(path):
     """Read and verify a checkpoint written by :func:`save_checkpoint`.
 
     Refused with a :class:`~npnet.errors.CheckpointError` that says why: a
-    missing or unreadable file, not an npz archive, a pickle-bearing array (npnet
-    never writes one, and loading one could run arbitrary code), another format,
-    another format version, a checksum that does not match (a flipped byte), or
-    malformed entries. Whether the shapes fit a model is checked by
+    missing or unreadable file, not an npz archive, a compressed member (npnet
+    never writes one; refused before it is inflated), a pickle-bearing array
+    (npnet never writes one, and loading one could run arbitrary code), another
+    format, another format version, a checksum that does not match (a flipped
+    byte), malformed entries, or parameters or optimizer state holding NaN or
+    inf (npnet never saves them). Whether the shapes fit a model is checked by
     :meth:`Checkpoint.restore`.
 
     Args:
@@ -923,6 +966,11 @@ def load_checkpoint(path):
     for name, p in params.items():
         if p.dtype not in V.FLOAT_DTYPES:
             raise _refuse(path, f"parameter {name!r} has dtype {p.dtype}, expected float32 or float64")
+    for what, entries in (("parameter", params), ("optimizer state", optim)):
+        bad = _non_finite(entries)
+        if bad is not None:
+            raise _refuse(path, f"{what} {bad!r} holds NaN or inf; the checkpoint is bad (npnet never saves a "
+                                "diverged model) and cannot be resumed")
     rngs = {}
     if set(rng_words) != set(rng_kinds):
         raise _refuse(path, f"generator entries do not pair up: {sorted(rng_words)} vs {sorted(rng_kinds)}")

@@ -673,3 +673,100 @@ def test_npnet_data_finds_the_real_files():
     p = subprocess.run([sys.executable, "-m", "npnet", "data"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "Fashion-MNIST found in" in p.stdout and "60000 training and 10000 test images" in p.stdout
+
+
+# --------------------------------------------------------------------------- resume: the checkpoint's data and settings
+
+def rewrite_config(path, change):
+    """Rewrite a checkpoint with ``change(config)`` applied and the checksum recomputed: consistent, but tampered."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    config = json.loads(arrays["config"].item())
+    change(config)
+    arrays["config"] = np.array(json.dumps(config, sort_keys=True))
+    arrays["checksum"] = np.array(T._digest(arrays))
+    np.savez(path, **arrays)
+
+
+def test_resume_refuses_other_data_of_the_same_size_unless_allowed(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)[0] == 0
+    fingerprint = T.load_checkpoint(out / "checkpoint.npz").config["data_fingerprint"]
+    assert re.fullmatch(r"[0-9a-f]{64}", fingerprint)
+    assert json.load(open(out / "config.json"))["data_fingerprint"] == fingerprint
+    other = make_dataset(tmp_path / "other", seed=1)   # the same size, other images
+
+    status, stdout, stderr = run(capsys, "train", "--data-dir", other, "--out", out, "--resume", "--epochs", 2)
+    line = one_line_error(stderr)
+    assert status == 2 and "other data" in line and "--allow-other-data" in line
+    assert T.load_checkpoint(out / "checkpoint.npz").epoch == 1
+
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--resume", "--epochs", 2)
+    assert status == 0 and stderr == "" and "note:" not in stdout
+    assert T.load_checkpoint(out / "checkpoint.npz").epoch == 2
+
+    status, stdout, stderr = run(capsys, "train", "--data-dir", other, "--out", out, "--resume", "--epochs", 3,
+                                 "--allow-other-data")
+    assert status == 0, stderr
+    assert "--allow-other-data" in stdout
+    c = T.load_checkpoint(out / "checkpoint.npz")
+    assert c.epoch == 3 and c.config["data_fingerprint"] not in (None, fingerprint)   # it records the new data
+
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "new", "--allow-other-data")
+    assert status == 2 and "--allow-other-data" in one_line_error(stderr)
+
+
+def test_resume_of_a_checkpoint_without_a_data_fingerprint_continues_with_a_note(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)[0] == 0
+    rewrite_config(out / "checkpoint.npz", lambda c: c.pop("data_fingerprint"))   # as an older npnet wrote it
+    status, stdout, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", 2)
+    assert status == 0 and stderr == ""
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "no fingerprint" in notes[0]
+    assert T.load_checkpoint(out / "checkpoint.npz").config["data_fingerprint"]   # from now on it has one
+
+
+UNKNOWN_SETTINGS = [
+    ("model", "bogus", "expected one of softmax, mlp"),
+    ("optimizer", "rmsprop", "expected one of sgd, adam"),   # used to build Adam silently
+    ("init", "zeros", "expected one of normal"),
+    ("dtype", "float16", "expected one of float32, float64"),
+    ("lr", -1.0, "must be a number in (0.0, inf)"),
+    ("batch_size", 0, "must be an integer >= 1"),
+    ("seed", "7", "expected an integer"),
+    ("momentum", True, "expected a number"),
+]
+
+
+def test_resume_refuses_a_consistent_checkpoint_holding_an_unknown_setting(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)[0] == 0
+    path = out / "checkpoint.npz"
+    raw = path.read_bytes()
+    for key, value, expected in UNKNOWN_SETTINGS:
+        path.write_bytes(raw)
+        rewrite_config(path, lambda c: c["settings"].update({key: value}))
+        assert T.load_checkpoint(path).config["settings"][key] == value   # the library keeps config opaque
+        status, _, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", 2)
+        line = one_line_error(stderr)
+        assert status == 1, key
+        assert f"holds an unknown setting: {key}={value!r}" in line and expected in line
+        assert T.load_checkpoint(path).epoch == 1
+
+
+def test_resume_refuses_a_checkpoint_with_nan_weights_as_a_bad_checkpoint(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1)[0] == 0
+    path = out / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    W = arrays["param/1.weight"].copy()
+    W[3, 5] = np.nan
+    arrays["param/1.weight"] = W
+    arrays["checksum"] = np.array(T._digest(arrays))
+    np.savez(path, **arrays)
+    status, _, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", 2)
+    line = one_line_error(stderr)
+    assert status == 1 and "'1.weight' holds NaN or inf" in line and "checkpoint is bad" in line
+    assert "learning rate" not in line

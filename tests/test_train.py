@@ -5,6 +5,7 @@ a class-dependent bright bar plus noise: learnable in one epoch). The real-data
 MLP run (``-m realdata``) is in this file; the default softmax run is in
 test_cli.py, through the command line.
 """
+import io
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -285,6 +287,56 @@ def test_non_finite_parameters_are_caught_at_the_epoch_end(tmp_path):
     assert T.load_checkpoint(tmp_path / "c.npz").epoch == 0
 
 
+def _diverging_epoch(optimizer_factory):
+    """One train_epoch of a model whose weights are NaN from the start: the first loss is NaN."""
+    m = T.build_model("softmax", rng=np.random.default_rng(0))
+    m.params["1.weight"][0, 0] = np.nan
+    X, y = synthetic(64)
+    with pytest.raises(TrainingDiverged) as info:
+        T.train_epoch(m, nn.CrossEntropyLoss(), optimizer_factory(m.params), DataLoader(X, y, 32), epoch=3)
+    assert info.value.epoch == 3 and info.value.step == 1
+    message = str(info.value)
+    assert "\n" not in message and "the loss became nan at epoch 3, step 1 of 2" in message
+    return message
+
+
+@pytest.mark.parametrize("factory, named, unnamed", [
+    (lambda p: optim.SGD(p, lr=0.5), ["smaller learning rate (lr=0.5)"], ["momentum", "weight"]),
+    (lambda p: optim.SGD(p, lr=0.5, momentum=0.9),
+     ["smaller learning rate (lr=0.5) or less momentum (momentum=0.9)"], ["weight"]),
+    (lambda p: optim.SGD(p, lr=0.5, weight_decay=0.25),
+     ["smaller learning rate (lr=0.5) or less weight decay (weight_decay=0.25)"], ["momentum"]),
+    (lambda p: optim.SGD(p, lr=0.5, momentum=0.9, weight_decay=0.25),
+     ["(lr=0.5), less momentum (momentum=0.9) or less weight decay (weight_decay=0.25)"], []),
+    (lambda p: optim.Adam(p, lr=0.003), ["smaller learning rate (lr=0.003)"], ["momentum", "weight", "beta"]),
+    (lambda p: optim.AdamW(p, lr=0.003, weight_decay=0.01),
+     ["(lr=0.003) or less weight decay (weight_decay=0.01)"], ["momentum"]),
+])
+def test_the_divergence_message_names_the_hyperparameters_that_are_set(factory, named, unnamed):
+    message = _diverging_epoch(factory)
+    for text in named:
+        assert text in message
+    hint = message.split("; ", 1)[1]
+    for text in unnamed:
+        assert text not in hint
+
+
+def test_non_finite_optimizer_state_is_caught_at_the_epoch_end_with_the_hint(tmp_path):
+    run = setup_run(model="softmax")   # SGD lr 0.1, momentum 0.9, weight decay 1e-4
+
+    def poison(info):
+        if info.step == len(run["train_loader"]):   # after the last update: the parameters stay finite
+            run["optimizer"].state["1.bias"]["momentum_buffer"][0] = np.inf
+
+    with pytest.raises(TrainingDiverged) as info:
+        run_fit(run, 2, checkpoint_path=str(tmp_path / "c.npz"), on_step=poison)
+    message = str(info.value)
+    assert "optimizer state 'momentum_buffer.1.bias' is no longer finite after epoch 1" in message
+    assert "(lr=0.1), less momentum (momentum=0.9) or less weight decay (weight_decay=0.0001)" in message
+    assert all(np.isfinite(p).all() for p in run["model"].params.values())
+    assert T.load_checkpoint(tmp_path / "c.npz").epoch == 0   # the diverged epoch was never saved
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 def test_checkpoint_round_trip(saved):
@@ -459,6 +511,80 @@ def test_malformed_entries_are_refused(saved):
         rewrite(path, **change)
         with pytest.raises(CheckpointError, match=match):
             T.load_checkpoint(path)
+
+
+def test_non_finite_weights_in_a_checkpoint_are_refused_as_a_bad_checkpoint(saved):
+    path, _, _ = saved
+    raw = path.read_bytes()
+    c = T.load_checkpoint(path)
+    for key, value in (("param/1.weight", np.nan), ("param/4.bias", -np.inf),
+                       ("optim/momentum_buffer.1.weight", np.inf)):
+        path.write_bytes(raw)
+        a = (c.params[key[6:]] if key.startswith("param/") else c.optimizer[key[6:]]).copy()
+        a.flat[a.size // 2] = value
+        rewrite(path, **{key: a})   # a valid checksum over the bad numbers
+        with pytest.raises(CheckpointError) as info:
+            T.load_checkpoint(path)
+        message = str(info.value)
+        assert f"{key[6:]!r} holds NaN or inf" in message and "checkpoint is bad" in message
+        assert "learning rate" not in message
+
+
+def test_save_refuses_non_finite_parameters_and_optimizer_state(tmp_path):
+    m = T.build_model("mlp", hidden=8, rng=np.random.default_rng(0))
+    opt = optim.SGD(m.params, lr=0.1, momentum=0.9)
+    opt.step({k: np.ones_like(v) for k, v in m.params.items()})
+    path = tmp_path / "c.npz"
+    save = dict(model=m, optimizer=opt, epoch=0, rng=np.random.default_rng(0))
+    m.params["3.weight"][1, 2] = np.nan
+    with pytest.raises(CheckpointError, match=r"cannot save 'param/3.weight': it holds NaN or inf"):
+        T.save_checkpoint(path, **save)
+    m.params["3.weight"][1, 2] = 0.0
+    opt.state["1.bias"]["momentum_buffer"][0] = -np.inf
+    with pytest.raises(CheckpointError, match=r"cannot save 'optim/momentum_buffer.1.bias': it holds NaN or inf"):
+        T.save_checkpoint(path, **save)
+    assert os.listdir(tmp_path) == []
+    opt.state["1.bias"]["momentum_buffer"][0] = 0.0
+    T.save_checkpoint(path, **save)
+    assert T.load_checkpoint(path).epoch == 0
+
+
+def _deflated_bomb(path, megabytes):
+    """An .npz whose one member, deflated, is an .npy of ``megabytes`` MB of zeros (about 1000 times its size)."""
+    import zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (megabytes << 18,)})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("param/1.weight.npy", "w", force_zip64=True) as m:
+            m.write(header.getvalue())
+            zeros = bytes(1 << 20)
+            for _ in range(megabytes):
+                m.write(zeros)
+
+
+def test_compressed_checkpoints_are_refused_before_inflating(saved, tmp_path):
+    path, _, _ = saved
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez_compressed(path, **arrays)   # the same arrays, the same (valid) checksum, deflated
+    with pytest.raises(CheckpointError, match=r"member '.*\.npy' is compressed \(deflate\)"):
+        T.load_checkpoint(path)
+
+    bomb = tmp_path / "bomb.npz"
+    _deflated_bomb(bomb, 64)
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(CheckpointError, match=r"'param/1.weight.npy' is compressed \(deflate\)"):
+            T.load_checkpoint(bomb)
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"allocated {peak} bytes for a {bomb.stat().st_size}-byte file"
+    assert seconds < 0.5
 
 
 def test_pickle_bearing_files_are_refused(saved, tmp_path):
