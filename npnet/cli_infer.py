@@ -160,5 +160,5 @@ def cmd_predict(args):
         print(f"note: {note}")
     width, name_width = max(len(f) for f in args.files), max(len(n) for n in names)
     for f, cs, ps in zip(args.files, classes, probs):
-        print(f"{f:<{width}}  " + "  ".join(f"{names[c]:>{name_width}} {p:.3f}" for c, p in zip(cs, ps)))
+        print(f"{f:<{width}}  " + "  ".join(f"{names[c]:<{name_width}} {p:.3f}" for c, p in zip(cs, ps)))
     return EXIT_OK
