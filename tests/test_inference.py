@@ -25,10 +25,21 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="module")
+def _isolated(tmp_path_factory):
+    """A small dataset, the only one npnet can find, and a 2-epoch softmax run on it, for the whole module."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        root = tmp_path_factory.mktemp("inference")
+        small = idxdata.isolate(monkeypatch, root, SMALL)
+        status = cli.main(["train", "--data-dir", small, "--out", str(root / "run"), "--epochs", "2"])
+        assert status == 0
+        yield small, str(root / "run")
+
+
 @pytest.fixture
-def small(tmp_path, monkeypatch):
-    """A small dataset, the only one npnet can find; returns its directory."""
-    return idxdata.isolate(monkeypatch, tmp_path, SMALL)
+def small(_isolated, capsys):
+    capsys.readouterr()   # the module's training run printed its table
+    return _isolated[0]
 
 
 def run(capsys, *argv):
@@ -52,8 +63,8 @@ def train(capsys, small, out, *flags):
 
 
 @pytest.fixture
-def trained(small, tmp_path, capsys):
-    return train(capsys, small, tmp_path / "run")
+def trained(_isolated, small):
+    return _isolated[1]
 
 
 def small_test_set(small):
