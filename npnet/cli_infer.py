@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-CONFUSION = "confusion.png"
+from .cli import CONFUSION   # one of the run files npnet train --overwrite clears
 
 PREDICT_NOTES = (
     "Images are classified as the model was trained: 28x28 grayscale, light item on a dark "
