@@ -8,5 +8,6 @@ __version__ = "0.1.0"
 
 from . import errors, nn  # noqa: E402,F401
 from .gradcheck import gradcheck  # noqa: E402,F401
+from .inference import load_model  # noqa: E402,F401
 
-__all__ = ["nn", "errors", "gradcheck", "__version__"]
+__all__ = ["nn", "errors", "gradcheck", "load_model", "__version__"]

@@ -123,6 +123,8 @@ def build_parser():
     _add_train(sub)
     _add_data(sub)
     _add_studies(sub)
+    from .cli_infer import add_parsers as _add_infer   # npnet eval, npnet predict
+    _add_infer(sub)
     return parser
 
 

@@ -141,3 +141,56 @@ def plot_predictions(images, labels, predictions, path, *, class_names=None, nco
     fig.suptitle("test images: true label (top), prediction (bottom); mistakes in red", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+__all__ += ["plot_confusion"]
+
+
+def plot_confusion(confusion, path, *, class_names=None, title=None):
+    """A labelled confusion matrix: rows the true class, columns the prediction, each cell its count.
+
+    Cells are shaded by the fraction of their row (so every class's row reads
+    the same however many images it has); the diagonal holds the correct ones.
+
+    Args:
+        confusion: integer ndarray (C, C), as :func:`npnet.inference.confusion_matrix` returns.
+        path: where to write the PNG.
+        class_names: sequence of C names (default: the indices).
+        title: optional figure title.
+
+    Returns:
+        str, the path written.
+    """
+    if not isinstance(confusion, np.ndarray) or confusion.dtype.kind not in "iu":
+        raise TypeError(f"confusion must be an integer numpy.ndarray of counts, got {V.describe(confusion)}")
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.shape[0] == 0:
+        raise ValueError(f"confusion must be a square (C, C) array with C >= 1, got shape {confusion.shape}")
+    if np.any(confusion < 0):
+        raise ValueError("confusion must hold counts >= 0, got a negative entry")
+    path = V.path(path, "path")
+    c = confusion.shape[0]
+    if class_names is not None and (isinstance(class_names, str) or not isinstance(class_names, (list, tuple))
+                                    or len(class_names) != c):
+        raise ValueError(f"class_names must be a list of {c} names or None, got {V.describe(class_names)}")
+    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(c)]
+    rows = confusion.sum(axis=1, keepdims=True)
+    share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    size = max(4.0, 0.6 * c + 2.5)
+    fig = _figure(size, size)
+    ax = fig.subplots()
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(c):
+        for j in range(c):
+            ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(c))
+    ax.set_yticks(range(c))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    total = int(confusion.sum())
+    accuracy = np.trace(confusion) / total if total else float("nan")
+    ax.set_title((f"{title}\n" if title else "") + f"{total} images, accuracy {accuracy:.4f}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,12 +1,29 @@
 """Every Python block in the README runs as written (the worked example stays true)."""
+import os
 import pathlib
 import re
 
+import numpy as np
+
+import idxdata
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+TRAINED_MODEL = "Use a trained model"   # its blocks need a run folder: run apart, in a folder holding one
+
+
+def python_blocks(*, section=None, without=None):
+    """The README's ```python blocks, in order: those under the heading ``section``, or all but ``without``'s."""
+    blocks = []
+    for part in re.split(r"^## ", README.read_text(), flags=re.M)[1:]:
+        heading = part.splitlines()[0].strip()
+        if (section is not None and heading != section) or heading == without:
+            continue
+        blocks += re.findall(r"```python\n(.*?)```", part, flags=re.S)
+    return blocks
 
 
 def test_readme_python_blocks_run():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = python_blocks(without=TRAINED_MODEL)
     assert len(blocks) >= 2, "the README lost its worked example"
     namespace = {}
     for block in blocks:
@@ -14,8 +31,33 @@ def test_readme_python_blocks_run():
     assert set(namespace["grads"]) == {"1.weight", "1.bias", "3.weight", "3.bias"}
     assert namespace["dx"].shape == (256, 1, 28, 28)
     # The twin loaded from npnet's params computes the same logits.
-    import numpy as np
     import torch
     with torch.no_grad():
         out = namespace["twin"](torch.from_numpy(namespace["x"])).numpy()
     np.testing.assert_allclose(out, namespace["model"](namespace["x"]), rtol=1e-5, atol=1e-5)
+
+
+def test_readme_use_a_trained_model_runs_as_pasted(tmp_path, monkeypatch, capsys):
+    """The example runs where `make train` has left runs/default (here: one epoch on a small data set
+    that is the only one npnet can find), and scales images as training does."""
+    from npnet import cli, inference
+    from npnet.data import load_fashion_mnist
+
+    small = idxdata.isolate(monkeypatch, tmp_path, {"train": 600, "test": 200})
+    monkeypatch.setenv("NPNET_DATA", small)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--out", os.path.join("runs", "default"), "--epochs", "1"]) == 0
+    capsys.readouterr()
+    blocks = python_blocks(section=TRAINED_MODEL)
+    assert blocks, f"the README lost the example of its section {TRAINED_MODEL!r}"
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 5 and all("true: " in line for line in printed)
+    _, _, X_test, y_test = load_fashion_mnist(small)
+    np.testing.assert_array_equal(namespace["images"], inference.prepare_images(X_test[:5]))
+    model = inference.load_model(tmp_path / "runs" / "default")
+    np.testing.assert_array_equal(namespace["probabilities"].argmax(axis=1),
+                                  model(inference.prepare_images(X_test[:5])).argmax(axis=1))
+    np.testing.assert_allclose(namespace["probabilities"].sum(axis=1), 1, rtol=1e-6)
