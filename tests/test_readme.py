@@ -61,3 +61,28 @@ def test_readme_use_a_trained_model_runs_as_pasted(tmp_path, monkeypatch, capsys
     np.testing.assert_array_equal(namespace["probabilities"].argmax(axis=1),
                                   model(inference.prepare_images(X_test[:5])).argmax(axis=1))
     np.testing.assert_allclose(namespace["probabilities"].sum(axis=1), 1, rtol=1e-6)
+
+
+def test_readme_points_a_learner_to_every_example_in_order():
+    text = README.read_text()
+    examples = sorted(p.name for p in (README.parent / "examples").glob("[0-9][0-9]_*.py"))
+    for name in examples:
+        assert name in text, f"README never mentions examples/{name}"
+    # The learner's path starts with 01-04, in that order, each with the command that runs it.
+    commands = re.findall(r"`python examples/(\d\d)_\w+\.py`", text)
+    assert commands[:4] == ["01", "02", "03", "04"], commands
+
+
+def test_every_npnet_command_in_the_readme_parses():
+    # A quoted command whose flag was renamed or removed would fail for the reader who copies it.
+    import shlex
+
+    from npnet import cli
+
+    text = README.read_text()
+    commands = re.findall(r"(?<![\w.])npnet ((?:train|study)(?: [^`\n;|(]*)?)", text)
+    commands = [c for c in commands if not re.search(r"\b[A-Z]{2,}\b", c)]   # NAME, X: placeholders
+    assert any("--lr 0.5" in c for c in commands) and any("--check-torch" in c for c in commands)
+    for command in commands:
+        argv = shlex.split(command.replace("$s", "0").strip())
+        cli.build_parser().parse_args(argv)   # raises UsageError naming the bad flag or value

@@ -103,6 +103,85 @@ def test_naive_forms_equal_the_stable_ones_on_small_logits():
                                    F.cross_entropy_backward(None, X, t), rtol=10 * tol, atol=tol)
 
 
+def _axes(fig, gid):
+    (ax,) = [a for a in fig.axes if a.get_gid() == gid]
+    return ax
+
+
+def _lines(ax):
+    return {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
+
+
+def test_stability_figure_marks_inf_and_nan_where_they_start(stab):
+    # The strip has one labelled row per form; each non-finite event is a bar from the exact
+    # scale measured in result.first to the end of the grid, and nothing marks a finite form.
+    pytest.importorskip("matplotlib")
+    fig = stability.figure(stab)
+    try:
+        for d in stability.DTYPES:
+            ax = _axes(fig, f"nonfinite {d}")
+            forms = list(stability.FORMS)
+            assert [t.get_text() for t in ax.get_yticklabels()] == forms
+            bars = _lines(ax)
+            for row, form in enumerate(forms):
+                for event in ("value", "grad"):
+                    start = stab.first[d][form][event]
+                    if start is None:
+                        assert f"{event} {form}" not in bars, (d, form, event)
+                        continue
+                    x, y = bars[f"{event} {form}"].get_data()
+                    assert x[0] == start and x[-1] == stab.scales[-1], (d, form, event)
+                    assert np.all(np.abs(np.asarray(y) - row) < 0.5), (d, form, event)
+                    assert any(t.get_text().startswith(f"{event} inf/nan from {start:.4g}") for t in ax.texts)
+            naive = stab.first[d]["softmax naive"]["value"]
+            assert naive == pytest.approx(stab.overflow_limit[d], rel=0.05)   # where exp overflows
+    finally:
+        _common.pyplot().close(fig)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+def test_stability_figure_draws_no_point_for_inf_or_nan_and_labels_its_zero_floor(stab):
+    # Non-finite errors leave a gap (no marker at a made-up height); exact zeros sit on a labelled floor.
+    pytest.importorskip("matplotlib")
+    fig = stability.figure(stab)
+    try:
+        for d in stability.DTYPES:
+            ax = _axes(fig, f"grad error {d}")
+            lines = _lines(ax)
+            assert sorted(f for f in lines if f != "floor") == sorted(stability.FORMS)
+            for form, err in stab.grad_error[d].items():
+                x, y = (np.asarray(a, dtype=float) for a in lines[form].get_data())
+                np.testing.assert_array_equal(x, stab.scales)
+                assert np.all(np.isnan(y[~np.isfinite(err)])), (d, form)
+                ok = np.isfinite(err)
+                np.testing.assert_array_equal(y[ok], np.maximum(err[ok], stability.FLOOR))
+            floor = lines["floor"].get_ydata()
+            assert np.all(np.asarray(floor) == stability.FLOOR)
+            assert any(np.any(e == 0) for e in stab.grad_error[d].values())   # the floor has exact zeros
+            assert ax.get_ylim()[0] < stability.FLOOR
+            assert any(t.get_text().startswith("0, or below") for t in ax.texts)
+            # Every plotted line (loss panel included) holds only finite numbers or gaps.
+            for a in (ax, _axes(fig, f"loss {d}")):
+                for line in a.get_lines():
+                    y = np.asarray(line.get_ydata(), dtype=float)
+                    assert not np.any(np.isinf(y)), line.get_gid()
+    finally:
+        _common.pyplot().close(fig)
+
+
+def test_stability_figure_without_torch_keeps_the_strip(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = stability.run(quick=True, use_torch=False, scales=np.logspace(0, 3, 13))
+    fig = stability.figure(result)
+    try:
+        gids = {a.get_gid() for a in fig.axes}
+        assert gids == {f"{kind} {d}" for kind in ("loss", "nonfinite") for d in stability.DTYPES}
+    finally:
+        _common.pyplot().close(fig)
+    path = stability.plot(result, str(tmp_path / "s.png"))
+    assert os.path.getsize(path) > 0
+
+
 def test_stability_without_torch_skips_the_column():
     result = stability.run(quick=True, use_torch=False, scales=np.logspace(0, 3, 13))
     assert result.grad_error is None and result.notes

@@ -285,41 +285,93 @@ def table(result):
     return "\n".join(lines)
 
 
-def plot(result, path):
-    """Loss per scale (top) and gradient error against torch (bottom), float32 left, float64 right."""
+# Gradient errors below this (exact zeros included) are drawn on it: a log axis has no 0.
+FLOOR = 1e-18
+STYLES = {"softmax naive": ("tab:purple", "-"), "softmax stable": ("tab:blue", "-"),
+          "CE naive": ("tab:red", "-"), "CE log(stable softmax)": ("tab:orange", "--"),
+          "CE stable": ("tab:green", "-")}
+
+
+def figure(result):
+    """The study's figure, one column per dtype, returned open (``plot`` saves it).
+
+    Rows: the cross-entropy per scale while it is finite; a strip with one row per
+    form marking, from the exact scale in ``result.first`` to the end of the grid,
+    where its output ("value") and its gradient ("grad") are inf/nan; and, when
+    torch was available, the largest gradient error against torch, left blank
+    where either gradient is inf/nan, with errors below ``FLOOR`` (exact zeros
+    included) drawn on a floor line labelled as such.
+
+    Artists carry ids for inspection: axes ``"loss <dtype>"``, ``"nonfinite
+    <dtype>"`` and ``"grad error <dtype>"``; in the strip, lines ``"<event>
+    <form>"`` (event "value" or "grad"); in the error panel, lines ``"<form>"``
+    and ``"floor"``.
+    """
     plt = _common.pyplot()
     has_torch = result.grad_error is not None
-    fig, axes = plt.subplots(2 if has_torch else 1, 2, figsize=(12, 8 if has_torch else 4.5), squeeze=False)
-    styles = {"CE naive": ("tab:red", "-"), "CE log(stable softmax)": ("tab:orange", "--"),
-              "CE stable": ("tab:green", "-"), "softmax naive": ("tab:purple", "-"),
-              "softmax stable": ("tab:blue", "-")}
+    rows = [3.0, 1.9] + ([3.0] if has_torch else [])
+    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 2.2 + 1.6 * sum(rows) / 2), squeeze=False,
+                             sharex="col", gridspec_kw={"height_ratios": rows})
+    lo, hi = float(result.scales[0]), float(result.scales[-1])
+    forms = list(FORMS)
     for j, d in enumerate(DTYPES):
+        limit = result.overflow_limit[d]
+
         ax = axes[0][j]
+        ax.set_gid(f"loss {d}")
         for f, curve in result.loss[d].items():
-            color, ls = styles[f]
+            color, ls = STYLES[f]
             finite = np.isfinite(curve)
             wide = f != "CE stable"  # drawn wide underneath: until they fail they equal the stable curve
             ax.plot(result.scales[finite], curve[finite], color=color, ls=ls, label=f,
-                    lw=5 if wide else 1.5, alpha=0.45 if wide else 1.0)
-            bad = result.first[d][f]["value"]
-            if bad is not None:
-                ax.axvline(bad, color=color, ls=":", lw=1)
-        ax.axvline(result.overflow_limit[d], color="k", lw=0.8, alpha=0.5)
-        ax.text(result.overflow_limit[d], ax.get_ylim()[1], " log(max)", va="top", fontsize=8)
-        ax.set(xscale="log", yscale="log", xlabel="logit scale", ylabel="cross-entropy",
-               title=f"{d}: loss until it turns inf/nan (dotted)")
-        ax.legend(fontsize=8)
+                    lw=5 if wide else 1.5, alpha=0.45 if wide else 1.0, gid=f)
+        ax.axvline(limit, color="k", lw=0.8, alpha=0.5)
+        ax.text(limit, 0.02, f" exp overflows\n above {limit:.2f}", transform=ax.get_xaxis_transform(),
+                fontsize=8, va="bottom")
+        ax.set(xscale="log", yscale="log", ylabel="cross-entropy",
+               title=f"{d}: the loss, drawn while it is finite")
+        ax.legend(fontsize=8, loc="upper left")
+
+        ax = axes[1][j]
+        ax.set_gid(f"nonfinite {d}")
+        for i, f in enumerate(forms):
+            color, _ = STYLES[f]
+            events = [e for e in ("value", "grad") if result.first[d][f][e] is not None]
+            if not events:
+                ax.text(lo, i, "  finite at every scale", va="center", fontsize=7, color=color)
+            for event in events:
+                start = result.first[d][f][event]
+                y = i + (-0.2 if event == "value" else 0.2)
+                ax.plot([start, hi], [y, y], color=color, lw=4 if event == "grad" else 2.5,
+                        alpha=1.0 if event == "grad" else 0.5, solid_capstyle="butt", gid=f"{event} {f}")
+                ax.text(start, y, f"{event} inf/nan from {start:.4g}  ", ha="right", va="center",
+                        fontsize=7, color=color)
+        ax.axvline(limit, color="k", lw=0.8, alpha=0.5)
+        ax.set_yticks(range(len(forms)), forms, fontsize=8)
+        ax.set_ylim(len(forms) - 0.5, -0.5)
+        ax.set(xscale="log", title=f"{d}: where the output (value) and the gradient (grad) are inf or nan")
+        ax.title.set_fontsize(10)
+
         if has_torch:
-            ax = axes[1][j]
-            for k, (f, err) in enumerate(result.grad_error[d].items()):
-                color, ls = styles[f]
-                shown = np.where(np.isfinite(err), np.maximum(err, 1e-18), np.nan)
-                ax.plot(result.scales, shown, color=color, ls=ls, label=f)
-                bad = ~np.isfinite(err)
-                if bad.any():
-                    ax.plot(result.scales[bad], np.full(bad.sum(), 10.0 ** k), "x", color=color, ms=3)
-            ax.set(xscale="log", yscale="log", xlabel="logit scale", ylabel="max |grad - torch grad|",
-                   title=f"{d}: gradient against torch (x = inf/nan)")
-            ax.legend(fontsize=8)
+            ax = axes[2][j]
+            ax.set_gid(f"grad error {d}")
+            for f, err in result.grad_error[d].items():
+                color, ls = STYLES[f]
+                shown = np.where(np.isfinite(err), np.maximum(err, FLOOR), np.nan)  # blank where inf/nan
+                ax.plot(result.scales, shown, color=color, ls=ls, label=f, gid=f)
+            ax.axhline(FLOOR, color="0.5", lw=0.8, ls=":", gid="floor")
+            ax.text(hi, FLOOR, f"0, or below {FLOOR:.0e}: drawn on this line ", ha="right", va="top",
+                    fontsize=7, color="0.3")
+            finite = [e[np.isfinite(e)] for e in result.grad_error[d].values()]
+            top = max([FLOOR] + [float(e.max()) for e in finite if e.size])
+            ax.set(yscale="log", ylabel="max |grad - torch grad|", ylim=(FLOOR / 30, top * 1e4),
+                   title=f"{d}: gradient against torch (blank where either is inf/nan)")
+            ax.legend(fontsize=8, loc="upper right", ncol=2)  # in the headroom above the curves
+        axes[-1][j].set(xlabel="logit scale", xlim=(lo / 1.15, hi * 1.15))
     fig.tight_layout()
-    return _common.savefig(fig, path)
+    return fig
+
+
+def plot(result, path):
+    """Write :func:`figure` to ``path`` (a PNG) and return ``path``."""
+    return _common.savefig(figure(result), path)
