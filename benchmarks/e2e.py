@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from npnet import data, nn, optim
+from npnet import data, models, nn, optim
 from npnet import train as T
 
 from .timing import interleaved
@@ -26,11 +26,11 @@ BATCH = 256
 
 def _models(kind, rng):
     if kind == "softmax":
-        model = T.build_model("softmax", init="normal", rng=rng)
+        model = models.build_model("softmax", init="normal", rng=rng)
         tmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
         lr = 0.1
     else:
-        model = T.build_model("mlp", hidden=256, init="normal", rng=rng)
+        model = models.build_model("mlp", hidden=256, init="normal", rng=rng)
         tmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
         lr = 0.5
     tmodel.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.params.items()})

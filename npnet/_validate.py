@@ -150,3 +150,71 @@ def float_dtype(dtype, name="dtype"):
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be np.float32 or np.float64, got {dt}")
     return dt
+
+
+def scalar(value, name):
+    """A Python scalar from a Python/NumPy scalar or a 0-d array (what ``np.load`` gives back
+    for a saved scalar); an array of any other shape raises."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a scalar (0-d array), got shape {value.shape}")
+        return value.item()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def param_dict(params, name="params"):
+    """Check the name -> array dict an optimizer updates in place; returned as a new dict.
+
+    Keys must be str, values writable float32/float64 ndarrays, no array twice.
+    """
+    from collections.abc import Mapping
+
+    if not isinstance(params, Mapping):
+        hint = "; pass model.params" if hasattr(params, "params") else ""
+        raise TypeError(f"{name} must be a dict of name -> numpy.ndarray (a module's params), got {describe(params)}{hint}")
+    if len(params) == 0:
+        raise ValueError(f"optimizer got an empty parameter list ({name} is an empty dict)")
+    seen = {}
+    for key, p in params.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name} keys must be str (parameter names), got {describe(key)}")
+        float_array(p, f"{name}[{key!r}]")
+        if not p.flags.writeable:
+            raise ValueError(f"{name}[{key!r}] is read-only; the optimizer updates parameters in place")
+        if id(p) in seen:
+            raise ValueError(f"{name}[{key!r}] is the same array as {name}[{seen[id(p)]!r}]; it would be updated twice")
+        seen[id(p)] = key
+    return dict(params)
+
+
+def grad_dict(grads, params):
+    """Check the gradients a backward returned against the ``params`` they are for.
+
+    ``grads`` must have exactly the keys of ``params``; each value an ndarray of
+    its parameter's dtype and shape, or None (no gradient this step). Returns
+    ``[(name, param, grad), ...]`` for the parameters that have a gradient.
+    """
+    from collections.abc import Mapping
+
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"grads must be a dict of name -> numpy.ndarray (what backward returns), got {describe(grads)}")
+    missing = [k for k in params if k not in grads]
+    extra = [k for k in grads if k not in params]
+    if missing or extra:
+        raise ValueError("grads must have exactly the keys of params; "
+                         f"missing: {missing}, unexpected: {extra} (params has {list(params)})")
+    todo = []
+    for key, p in params.items():
+        g = grads[key]
+        if g is None:
+            continue
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"grads[{key!r}] must be a numpy.ndarray or None, got {describe(g)}")
+        if g.dtype != p.dtype:
+            raise TypeError(f"grads[{key!r}] must have dtype {p.dtype} like params[{key!r}], got {g.dtype}")
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{key!r}] must have shape {p.shape} like params[{key!r}], got {g.shape}")
+        todo.append((key, p, g))
+    return todo

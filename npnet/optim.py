@@ -31,8 +31,9 @@ it after anything that replaces them, such as ``model.to(np.float64)``.
 ``opt.lr``, ``opt.param_groups``
     One parameter group, as a list of one dict of hyperparameters
     (``opt.param_groups[0]["lr"]``...), like torch's; ``opt.lr`` reads and writes
-    ``param_groups[0]["lr"]``. Schedulers change the learning rate through
-    ``param_groups``, so the group's values are re-validated at every step.
+    ``param_groups[0]["lr"]``. The group is a dict that checks every value as it
+    is set (``opt.param_groups[0]["lr"] = -1`` raises there, as does a scheduler
+    that would set a bad lr), so ``step`` trusts it and checks only ``grads``.
 ``opt.state``
     name -> dict of that parameter's state arrays, created at its first gradient.
 ``opt.state_dict()`` / ``opt.load_state_dict(d)``
@@ -64,46 +65,70 @@ from . import _validate
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR", "LambdaLR"]
 
 
-# --------------------------------------------------------------------------- checks
+# --------------------------------------------------------------------------- parameter groups
 
 
-def _check_params(params):
-    """The name -> array dict to update, after checking every entry."""
-    if not isinstance(params, Mapping):
-        hint = "; pass model.params" if hasattr(params, "params") else ""
-        raise TypeError(
-            f"params must be a dict of name -> numpy.ndarray (a module's params), got {_validate.describe(params)}{hint}"
-        )
-    if len(params) == 0:
-        raise ValueError("optimizer got an empty parameter list (params is an empty dict)")
-    seen = {}
-    for name, p in params.items():
-        if not isinstance(name, str):
-            raise TypeError(f"params keys must be str (parameter names), got {_validate.describe(name)}")
-        _validate.float_array(p, f"params[{name!r}]")
-        if not p.flags.writeable:
-            raise ValueError(f"params[{name!r}] is read-only; the optimizer updates parameters in place")
-        if id(p) in seen:
-            raise ValueError(f"params[{name!r}] is the same array as params[{seen[id(p)]!r}]; it would be updated twice")
-        seen[id(p)] = name
-    return dict(params)
+class _ParamGroup(dict):
+    """One parameter group: a dict of hyperparameters that its optimizer checks
+    as they are set, so a value that reaches ``step`` has already been checked.
 
+    Any change (``group[k] = v``, ``update``, ``setdefault``, ``del``, ``pop``...)
+    is checked on the whole would-be group first (a bad value, or a missing
+    hyperparameter, raises and leaves the group as it was) and stored in the
+    checked, normalised form (``betas`` a tuple of floats...).
+    """
 
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {_validate.describe(value)}")
-    return bool(value)
+    __slots__ = ("_check",)
 
+    def __init__(self, check, values):
+        super().__init__()
+        self._check = check
+        dict.update(self, check(dict(values)))
 
-def _scalar(value, name):
-    """A Python scalar from a Python/NumPy scalar or a 0-d array (as np.load returns)."""
-    if isinstance(value, np.ndarray):
-        if value.ndim != 0:
-            raise ValueError(f"state_dict[{name!r}] must be a scalar (0-d array), got shape {value.shape}")
-        return value.item()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    def __reduce__(self):   # copy/pickle: rebuild through __init__, not key by key
+        return type(self), (self._check, dict(self))
+
+    def _set(self, values):
+        self._store(self._check(values))
+
+    def _store(self, checked):
+        """Replace every value by ``checked``, which the caller has just checked."""
+        dict.clear(self)
+        dict.update(self, checked)
+
+    def __setitem__(self, key, value):
+        self._set({**self, key: value})
+
+    def __delitem__(self, key):
+        values = dict(self)
+        del values[key]
+        self._set(values)
+
+    def update(self, *args, **kwargs):
+        self._set({**self, **dict(*args, **kwargs)})
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key, *default):
+        if key not in self and default:
+            return default[0]
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self):
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def clear(self):
+        self._set({})
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -115,17 +140,47 @@ class Optimizer:
     Subclasses set ``_hyperparameters`` (the group's keys, in order),
     ``_state_names`` (per-parameter state), and implement ``_check_group``
     (validate and normalise the group dict in place) and ``_update``.
+    ``_check_group`` runs when values are set (construction, any assignment
+    into ``param_groups[0]``, ``opt.lr``, schedulers, ``load_state_dict``),
+    never in ``step``.
     """
 
     _hyperparameters = ()
     _state_names = ()
 
     def __init__(self, params, defaults):
-        group = dict(defaults)
-        self._check_group(group)
-        self.params = _check_params(params)
-        self.param_groups = [group]
+        group = _ParamGroup(self._checked_group, defaults)
+        self.params = _validate.param_dict(params)
+        self._param_groups = [group]
         self.state = {name: {} for name in self.params}
+
+    @property
+    def param_groups(self):
+        """A list of one group: a dict of the hyperparameters, checked as they are set."""
+        groups = self._param_groups
+        if len(groups) != 1 or type(groups[0]) is not _ParamGroup or groups[0]._check != self._checked_group:
+            # the list itself was edited (``opt.param_groups[0] = {...}``): check what it holds now
+            self._param_groups = groups = [self._adopt(groups)]
+        return groups
+
+    @param_groups.setter
+    def param_groups(self, groups):
+        self._param_groups = [self._adopt(groups)]
+
+    def _adopt(self, groups):
+        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], Mapping):
+            raise TypeError(f"param_groups must be a list of one dict of hyperparameters, got {_validate.describe(groups)}")
+        return _ParamGroup(self._checked_group, groups[0])
+
+    def _checked_group(self, group):
+        """``group`` (a plain dict, changed in place) with every hyperparameter checked and normalised."""
+        missing = [k for k in self._hyperparameters if k not in group]
+        if missing:
+            raise ValueError(f"param_groups[0] must hold every hyperparameter of {type(self).__name__}; missing {missing}")
+        self._check_group(group)
+        if "initial_lr" in group:
+            group["initial_lr"] = _validate.real_number(group["initial_lr"], "initial_lr", low=0.0)
+        return group
 
     def __repr__(self):
         hp = ", ".join(f"{k}={self.param_groups[0][k]!r}" for k in self._hyperparameters)
@@ -138,39 +193,13 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self.param_groups[0]["lr"] = _validate.real_number(value, "lr", low=0.0)
+        self.param_groups[0]["lr"] = value
 
     def _check_group(self, group):
         raise NotImplementedError
 
     def _update(self, p, g, state, group):
         raise NotImplementedError
-
-    def _check_grads(self, grads):
-        if not isinstance(grads, Mapping):
-            raise TypeError(
-                f"grads must be a dict of name -> numpy.ndarray (what backward returns), got {_validate.describe(grads)}"
-            )
-        missing = [k for k in self.params if k not in grads]
-        extra = [k for k in grads if k not in self.params]
-        if missing or extra:
-            raise ValueError(
-                "grads must have exactly the keys of params; "
-                f"missing: {missing}, unexpected: {extra} (params has {list(self.params)})"
-            )
-        todo = []
-        for name, p in self.params.items():
-            g = grads[name]
-            if g is None:
-                continue
-            if not isinstance(g, np.ndarray):
-                raise TypeError(f"grads[{name!r}] must be a numpy.ndarray or None, got {_validate.describe(g)}")
-            if g.dtype != p.dtype:
-                raise TypeError(f"grads[{name!r}] must have dtype {p.dtype} like params[{name!r}], got {g.dtype}")
-            if g.shape != p.shape:
-                raise ValueError(f"grads[{name!r}] must have shape {p.shape} like params[{name!r}], got {g.shape}")
-            todo.append((name, p, g))
-        return todo
 
     def step(self, grads):
         """Update every parameter that has a gradient, in place.
@@ -180,9 +209,8 @@ class Optimizer:
                 or None (skip this parameter this step), with exactly the keys
                 of ``params``.
         """
-        todo = self._check_grads(grads)
-        group = self.param_groups[0]
-        self._check_group(group)
+        todo = _validate.grad_dict(grads, self.params)
+        group = self.param_groups[0]   # checked when its values were set
         for name, p, g in todo:
             self._update(p, g, self.state[name], group)
 
@@ -208,7 +236,7 @@ class Optimizer:
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"state_dict must be a dict (or np.load result), got {_validate.describe(state_dict)}")
         d = {k: state_dict[k] for k in state_dict.keys()}
-        kind = _scalar(d.pop("optimizer", None), "optimizer")
+        kind = _validate.scalar(d.pop("optimizer", None), "state_dict['optimizer']")
         if kind != type(self).__name__:
             raise ValueError(f"state_dict['optimizer'] must be {type(self).__name__!r}, got {kind!r}")
 
@@ -225,10 +253,8 @@ class Optimizer:
                     raise ValueError(f"state_dict['betas'] must have shape (2,), got {value.shape}")
                 group[key] = (value[0].item(), value[1].item())
             else:
-                group[key] = _scalar(value, key)
-        self._check_group(group)
-        if "initial_lr" in group:
-            group["initial_lr"] = _validate.real_number(group["initial_lr"], "initial_lr", low=0.0)
+                group[key] = _validate.scalar(value, f"state_dict[{key!r}]")
+        self._checked_group(group)
 
         new_state = {name: {} for name in self.params}
         for key, value in d.items():
@@ -240,7 +266,7 @@ class Optimizer:
                 )
             p = self.params[name]
             if state_name == "step":
-                step = _scalar(value, key)
+                step = _validate.scalar(value, f"state_dict[{key!r}]")
                 _validate.integer(step, f"state_dict[{key!r}]", low=0)
                 new_state[name][state_name] = int(step)
                 continue
@@ -254,8 +280,7 @@ class Optimizer:
         for name, state in new_state.items():
             self._check_state(name, state, group)
 
-        self.param_groups[0].clear()
-        self.param_groups[0].update(group)
+        self.param_groups[0]._store(group)   # checked above
         self.state = new_state
 
     def _check_state(self, name, state, group):
@@ -312,8 +337,8 @@ class SGD(Optimizer):
         group["momentum"] = _validate.real_number(group["momentum"], "momentum", low=0.0)
         group["dampening"] = _validate.real_number(group["dampening"], "dampening")
         group["weight_decay"] = _validate.real_number(group["weight_decay"], "weight_decay", low=0.0)
-        group["nesterov"] = _flag(group["nesterov"], "nesterov")
-        group["maximize"] = _flag(group["maximize"], "maximize")
+        group["nesterov"] = _validate.flag(group["nesterov"], "nesterov")
+        group["maximize"] = _validate.flag(group["maximize"], "maximize")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 "nesterov=True requires momentum > 0 and dampening == 0, "
@@ -412,9 +437,9 @@ class Adam(Optimizer):
         )
         group["eps"] = _validate.real_number(group["eps"], "eps", low=0.0)
         group["weight_decay"] = _validate.real_number(group["weight_decay"], "weight_decay", low=0.0)
-        group["amsgrad"] = _flag(group["amsgrad"], "amsgrad")
-        group["maximize"] = _flag(group["maximize"], "maximize")
-        group["decoupled_weight_decay"] = _flag(group["decoupled_weight_decay"], "decoupled_weight_decay")
+        group["amsgrad"] = _validate.flag(group["amsgrad"], "amsgrad")
+        group["maximize"] = _validate.flag(group["maximize"], "maximize")
+        group["decoupled_weight_decay"] = _validate.flag(group["decoupled_weight_decay"], "decoupled_weight_decay")
 
     def _check_state(self, name, state, group):
         if not state:
@@ -569,7 +594,7 @@ class LRScheduler:
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"state_dict must be a dict (or np.load result), got {_validate.describe(state_dict)}")
         d = {k: state_dict[k] for k in state_dict.keys()}
-        kind = _scalar(d.get("scheduler"), "scheduler")
+        kind = _validate.scalar(d.get("scheduler"), "state_dict['scheduler']")
         if kind != type(self).__name__:
             raise ValueError(f"state_dict['scheduler'] must be {type(self).__name__!r}, got {kind!r}")
         expected = {"scheduler", "last_epoch", "step_count", "base_lrs", "last_lr", *self._hyperparameters}
@@ -578,8 +603,8 @@ class LRScheduler:
                 f"state_dict keys must be {sorted(expected)}; missing {sorted(expected - set(d))}, "
                 f"unexpected {sorted(set(d) - expected)}"
             )
-        last_epoch = _validate.integer(_scalar(d["last_epoch"], "last_epoch"), "last_epoch", low=0)
-        step_count = _validate.integer(_scalar(d["step_count"], "step_count"), "step_count", low=1)
+        last_epoch = _validate.integer(_validate.scalar(d["last_epoch"], "state_dict['last_epoch']"), "last_epoch", low=0)
+        step_count = _validate.integer(_validate.scalar(d["step_count"], "state_dict['step_count']"), "step_count", low=1)
         lists = {}
         for key in ("base_lrs", "last_lr"):
             value = np.asarray(d[key])
@@ -589,7 +614,7 @@ class LRScheduler:
                     f"got {_validate.describe(value)}"
                 )
             lists[key] = [_validate.real_number(x, f"{key}[{i}]", low=0.0) for i, x in enumerate(value.tolist())]
-        hyper = {key: self._check_hyperparameter(key, _scalar(d[key], key)) for key in self._hyperparameters}
+        hyper = {key: self._check_hyperparameter(key, _validate.scalar(d[key], f"state_dict[{key!r}]")) for key in self._hyperparameters}
         for key, value in hyper.items():
             setattr(self, key, value)
         self.last_epoch, self._step_count = last_epoch, step_count

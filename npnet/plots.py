@@ -1,4 +1,5 @@
-"""The two pictures of a training run: learning curves and labelled test predictions.
+"""The two pictures of a training run: learning curves and labelled test predictions;
+and the drawing stack the studies' figures use too (:func:`_figure`, :func:`_save`).
 
 matplotlib is imported inside each function, never at module level, so
 ``import npnet.plots`` works without it; calling a function without it raises
@@ -41,10 +42,17 @@ def _figure(width, height):
     return fig
 
 
-def _save(fig, path):
+def _save(fig, path, *, parents=False, **options):
+    """Write ``fig`` as a PNG to ``path`` atomically (:func:`npnet._io.atomic_write`).
+
+    ``parents`` creates missing parent folders; ``options`` go to ``fig.savefig``
+    (the studies pass ``dpi=120, bbox_inches="tight"``).
+    """
     from .train import _atomic_write
 
-    _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    if parents:
+        os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    _atomic_write(path, lambda f: fig.savefig(f, format="png", **options))
     return os.fspath(path)
 
 

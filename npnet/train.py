@@ -42,7 +42,7 @@ from . import _io
 from . import _validate as V
 from . import nn
 from .errors import CheckpointError, TrainingDiverged
-from .nn import init as nn_init
+from .models import INITS, MODELS, _modules, build_model, collect_rngs  # noqa: F401 (the model zoo; re-exported)
 
 __all__ = [
     "MODELS", "INITS", "build_model", "collect_rngs",
@@ -51,103 +51,6 @@ __all__ = [
     "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint",
     "TorchTwin",
 ]
-
-MODELS = ("softmax", "mlp")
-INITS = ("normal", "xavier", "kaiming", "torch-default")
-
-
-# --------------------------------------------------------------------------- models
-
-def _init_linear(layer, scheme, rng, std):
-    """Re-initialize one Linear in place; biases become 0 except under "torch-default"."""
-    W, b = layer.params["weight"], layer.params.get("bias")
-    if scheme == "torch-default":
-        return layer.reset_parameters(rng=rng)   # U(-1/sqrt(in), 1/sqrt(in)) for W and b
-    if scheme == "normal":
-        nn_init.normal_(W, 0.0, std, rng=rng)
-    elif scheme == "xavier":
-        nn_init.xavier_uniform_(W, rng=rng)
-    else:
-        nn_init.kaiming_normal_(W, nonlinearity="relu", rng=rng)
-    if b is not None:
-        nn_init.zeros_(b)
-    return layer
-
-
-def build_model(name="softmax", *, hidden=256, dropout=0.0, init="normal", std=0.01, rng=None,
-                dropout_rng=None, dtype=np.float32, in_features=784, num_classes=10):
-    """The course's two Fashion-MNIST models.
-
-    - ``"softmax"``: ``Sequential(Flatten(), Linear(784, 10))``, softmax regression
-      (the softmax itself lives in the loss).
-    - ``"mlp"``: ``Sequential(Flatten(), Linear(784, hidden), ReLU(), [Dropout(p)],
-      Linear(hidden, 10))``.
-
-    Initializations: ``"normal"`` (the course's: W ~ N(0, std^2) with std = 0.01,
-    b = 0), ``"xavier"`` (xavier_uniform_, b = 0), ``"kaiming"`` (kaiming_normal_
-    for ReLU, fan_in, b = 0), ``"torch-default"`` (torch.nn.Linear's own uniform
-    init of W and b).
-
-    Args:
-        name: "softmax" or "mlp".
-        hidden: int >= 1, width of the MLP's hidden layer.
-        dropout: float in [0, 1), dropout after the hidden ReLU (mlp only; 0 adds no layer).
-        init: one of :data:`INITS`.
-        std: standard deviation of the "normal" init.
-        rng: numpy Generator for the initial values (default: a fresh one).
-        dropout_rng: numpy Generator for the dropout masks (default: spawned from ``rng``).
-        dtype: np.float32 or np.float64.
-
-    Returns:
-        nn.Sequential; its params are keyed "1.weight", "1.bias" (and "3.*" or "4.*" for the mlp).
-
-    Example:
-        >>> model = build_model("mlp", hidden=256, rng=np.random.default_rng(0))
-        >>> sorted(model.params)
-        ['1.bias', '1.weight', '3.bias', '3.weight']
-    """
-    V.choice(name, "name", MODELS)
-    V.choice(init, "init", INITS)
-    hidden = V.integer(hidden, "hidden", low=1)
-    dropout = V.real_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
-    std = V.real_number(std, "std", low=0.0)
-    rng = V.generator(rng)
-    dtype = V.float_dtype(dtype)
-    in_features = V.integer(in_features, "in_features", low=1)
-    num_classes = V.integer(num_classes, "num_classes", low=1)
-    if name == "softmax":
-        if dropout:
-            raise ValueError("dropout applies to the mlp only; softmax regression has no hidden layer, "
-                             f"got dropout={dropout}")
-        return nn.Sequential(nn.Flatten(),
-                             _init_linear(nn.Linear(in_features, num_classes, rng=rng, dtype=dtype), init, rng, std))
-    layers = [nn.Flatten(),
-              _init_linear(nn.Linear(in_features, hidden, rng=rng, dtype=dtype), init, rng, std),
-              nn.ReLU()]
-    if dropout:
-        dropout_rng = rng.spawn(1)[0] if dropout_rng is None else V.generator(dropout_rng, "dropout_rng")
-        layers.append(nn.Dropout(dropout, rng=dropout_rng))
-    layers.append(_init_linear(nn.Linear(hidden, num_classes, rng=rng, dtype=dtype), init, rng, std))
-    return nn.Sequential(*layers)
-
-
-def _modules(model):
-    return list(model) if isinstance(model, nn.Sequential) else [model]
-
-
-def collect_rngs(model, loader=None):
-    """The generators a training run draws from, by name: what a checkpoint must hold.
-
-    ``"shuffle"`` is ``loader.rng`` when the loader shuffles; ``"dropout.<i>"``
-    is the generator of the Dropout module at index i of a Sequential.
-    """
-    rngs = {}
-    if loader is not None and getattr(loader, "shuffle", False):
-        rngs["shuffle"] = loader.rng
-    for i, m in enumerate(_modules(model)):
-        if isinstance(m, nn.Dropout):
-            rngs[f"dropout.{i}"] = m.rng
-    return rngs
 
 
 # --------------------------------------------------------------------------- results

@@ -241,13 +241,112 @@ def test_lr_attribute_and_param_groups():
     assert opt.param_groups[0]["lr"] == 0.01
     with pytest.raises(ValueError, match="lr"):
         opt.lr = -1.0
-    opt.param_groups[0]["lr"] = -1.0  # bypasses the setter; step re-validates before touching anything
     P0 = {k: v.copy() for k, v in opt.params.items()}
     with pytest.raises(ValueError, match="lr"):
-        opt.step(grad_sequence(np.float64, 1, 0)[0])
+        opt.param_groups[0]["lr"] = -1.0  # torch allows writing into param_groups; the value is checked there
+    assert opt.lr == 0.01
     for k in P0:
         np.testing.assert_array_equal(opt.params[k], P0[k])
 
+
+
+# --------------------------------------------------------------------------- param_groups are checked when set
+
+BAD_ASSIGNMENTS = [
+    ("SGD", {"momentum": 0.9}, "lr", -1.0, ValueError),
+    ("SGD", {"momentum": 0.9}, "lr", float("nan"), ValueError),
+    ("SGD", {"momentum": 0.9}, "lr", "0.1", TypeError),
+    ("SGD", {"momentum": 0.9}, "momentum", -0.5, ValueError),
+    ("SGD", {"momentum": 0.9}, "weight_decay", -1e-4, ValueError),
+    ("SGD", {"momentum": 0.9}, "maximize", 1, TypeError),
+    ("SGD", {"momentum": 0.9, "nesterov": True}, "dampening", 0.1, ValueError),   # checked with the other values
+    ("Adam", {}, "betas", (0.9, 1.0), ValueError),
+    ("Adam", {}, "betas", 0.9, TypeError),
+    ("Adam", {}, "eps", -1e-8, ValueError),
+    ("Adam", {}, "amsgrad", "yes", TypeError),
+    ("AdamW", {}, "decoupled_weight_decay", False, ValueError),
+    ("AdamW", {}, "initial_lr", -1.0, ValueError),
+]
+
+
+@pytest.mark.parametrize("kind, hp, key, value, exc", BAD_ASSIGNMENTS)
+def test_bad_value_assigned_into_param_groups_raises_at_assignment(kind, hp, key, value, exc):
+    opt = getattr(optim, kind)(make_params(), **hp)
+    group = opt.param_groups[0]
+    assert isinstance(group, dict)
+    before = dict(group)
+    for assign in (lambda: group.__setitem__(key, value), lambda: group.update({key: value}),
+                   lambda: group.update(**{key: value})):
+        with pytest.raises(exc) as info:
+            assign()
+        assert key in str(info.value)
+        assert group == before and opt.param_groups[0] is group   # nothing changed
+    if key not in group:
+        with pytest.raises(exc):
+            group.setdefault(key, value)
+        assert group == before
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "AdamW"])
+def test_param_groups_keep_every_hyperparameter(kind):
+    opt = getattr(optim, kind)(make_params())
+    group = opt.param_groups[0]
+    before = dict(group)
+    for remove in (lambda: group.pop("lr"), lambda: group.__delitem__("lr"), group.clear, group.popitem):
+        with pytest.raises(ValueError, match="lr|missing"):
+            remove()
+        assert group == before
+    group["note"] = "free-form keys are kept, as torch keeps them"
+    assert group.pop("note").startswith("free-form")
+
+
+def test_replacing_param_groups_is_checked_too():
+    opt = optim.SGD(make_params(), lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        opt.param_groups = [{**opt.param_groups[0], "lr": -1.0}]
+    with pytest.raises(TypeError, match="param_groups"):
+        opt.param_groups = {"lr": 0.1}
+    opt.param_groups[0] = {**opt.param_groups[0], "lr": -1.0}   # editing the list itself
+    with pytest.raises(ValueError, match="lr"):
+        opt.step(grad_sequence(np.float64, 1, 0)[0])
+    opt.param_groups = [{**optim.SGD(make_params(), lr=0.1).param_groups[0], "lr": 0.5}]
+    assert opt.lr == 0.5
+    with pytest.raises(ValueError, match="lr"):
+        opt.param_groups[0]["lr"] = -1.0
+
+
+@pytest.mark.parametrize("kind, hp", [("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}), ("Adam", {}), ("AdamW", {})])
+def test_step_does_not_check_the_group(kind, hp, monkeypatch):
+    """Values are checked when set (constructor, assignment, scheduler, load_state_dict), never per step."""
+    cls = getattr(optim, kind)
+    calls = []
+    real = cls._check_group
+    monkeypatch.setattr(cls, "_check_group", lambda self, group: calls.append(1) or real(self, group))
+    opt = cls(make_params(), **hp)
+    assert len(calls) == 1
+    for grads in grad_sequence(np.float64, 5, 0):
+        opt.step(grads)
+    assert len(calls) == 1
+    opt.lr = 0.05
+    assert len(calls) == 2
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)   # writes initial_lr and the lr of epoch 0
+    n = len(calls)
+    sched.step()
+    assert len(calls) == n + 1 and opt.lr == 0.025
+    opt.load_state_dict(opt.state_dict())
+    assert len(calls) == n + 2
+
+
+def test_optimizer_copies_keep_checking():
+    import copy
+
+    opt = optim.Adam(make_params(), lr=0.01)
+    twin = copy.deepcopy(opt)
+    assert twin.param_groups[0] == opt.param_groups[0]
+    with pytest.raises(ValueError, match="lr"):
+        twin.param_groups[0]["lr"] = -1.0
+    twin.lr = 0.5
+    assert opt.lr == 0.01 and twin.lr == 0.5
 
 def test_no_fake_zero_grad():
     assert not hasattr(optim.SGD(make_params()), "zero_grad")

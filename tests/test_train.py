@@ -104,10 +104,10 @@ def test_build_model_inits():
     for init in T.INITS:
         m = T.build_model("mlp", init=init, rng=np.random.default_rng(0))
         W = m.params["1.weight"]
-        bound = {"normal": 0.06, "xavier": math.sqrt(6 / (784 + 256)), "kaiming": 6 * math.sqrt(2 / 784),
+        bound = {"normal": 0.06, "constant": 0.01, "xavier": math.sqrt(6 / (784 + 256)), "kaiming": 6 * math.sqrt(2 / 784),
                  "torch-default": 1 / math.sqrt(784)}[init]
         assert np.abs(W).max() <= bound + 1e-7
-        assert np.any(m.params["1.bias"] != 0) == (init == "torch-default")
+        assert np.any(m.params["1.bias"] != 0) == (init in ("torch-default", "constant"))
     a = T.build_model("mlp", rng=np.random.default_rng(3))
     b = T.build_model("mlp", rng=np.random.default_rng(3))
     assert same_numbers(a.params, b.params)

@@ -1,5 +1,5 @@
-"""What several studies share: an MLP builder with a named initialization, a
-plain training loop, the Fashion-MNIST subset of a given size, and seeding.
+"""What several studies share: a training setting (built by :func:`npnet.models.mlp`),
+a plain training loop, the Fashion-MNIST subset of a given size, tables and figures.
 
 Nothing here prints; every function returns numbers.
 """
@@ -9,64 +9,7 @@ import math
 import numpy as np
 
 from .. import _validate as V
-from .. import nn, optim
-from ..nn import init
-
-INITS = ("normal", "constant", "xavier", "kaiming", "torch-default")
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
-
-
-def child_rng(rng):
-    """A new Generator drawn from ``rng``: independent streams with one seed."""
-    return np.random.default_rng(rng.integers(2**63))
-
-
-def init_linear(layer, scheme, *, rng, std=0.01, value=0.01):
-    """Re-initialize one ``nn.Linear`` in place by a named scheme; biases become 0
-    except under "torch-default" (Linear's own U(-1/sqrt(in), 1/sqrt(in)))
-    and "constant" (``value`` everywhere, bias included).
-
-    Schemes: "normal" N(0, std^2); "constant"; "xavier" (xavier_uniform_, gain 1);
-    "kaiming" (kaiming_normal_, fan_in, relu gain sqrt(2)); "torch-default".
-    """
-    V.choice(scheme, "init", INITS)
-    W = layer.params["weight"]
-    b = layer.params.get("bias")
-    if scheme == "torch-default":
-        layer.reset_parameters(rng=rng)
-        return layer
-    if scheme == "normal":
-        init.normal_(W, 0.0, std, rng=rng)
-    elif scheme == "constant":
-        init.constant_(W, value)
-    elif scheme == "xavier":
-        init.xavier_uniform_(W, rng=rng)
-    else:
-        init.kaiming_normal_(W, nonlinearity="relu", rng=rng)
-    if b is not None:
-        init.constant_(b, value) if scheme == "constant" else init.zeros_(b)
-    return layer
-
-
-def mlp(hidden=(256,), *, in_features=784, out_features=10, activation="relu", dropout=0.0,
-        init="torch-default", std=0.01, value=0.01, rng=None, dtype=np.float32):
-    """Flatten, then ``Linear -> activation [-> Dropout]`` per hidden width, then a Linear.
-
-    Every Linear is initialized by ``init`` (see :func:`init_linear`); Dropout
-    draws its masks from a generator spawned from ``rng``.
-    """
-    rng = V.generator(rng)
-    V.choice(activation, "activation", tuple(ACTIVATIONS))
-    layers, width = [nn.Flatten()], in_features
-    for h in hidden:
-        layers += [init_linear(nn.Linear(width, h, rng=rng, dtype=dtype), init, rng=rng, std=std, value=value),
-                   ACTIVATIONS[activation]()]
-        if dropout:
-            layers.append(nn.Dropout(dropout, rng=child_rng(rng)))
-        width = h
-    last = nn.Linear(width, out_features, rng=rng, dtype=dtype)
-    layers.append(init_linear(last, init, rng=rng, std=std, value=value))
-    return nn.Sequential(*layers)
+from .. import models, nn, optim, plots
 
 
 def linear_layers(model):
@@ -92,8 +35,8 @@ class Setting:
     schedule: str = "constant"   # or "cosine": CosineAnnealingLR from lr to 0 over the epochs
 
     def build(self, rng, dtype=np.float32):
-        return mlp(self.hidden, activation=self.activation, dropout=self.dropout, init=self.init,
-                   std=self.std, rng=rng, dtype=dtype)
+        return models.mlp(self.hidden, activation=self.activation, dropout=self.dropout, init=self.init,
+                          std=self.std, rng=rng, dtype=dtype)
 
     def make_optimizer(self, params):
         if self.optimizer == "sgd":
@@ -154,11 +97,11 @@ def train(setting, X, y, *, rng, X_eval=None, y_eval=None, init_rng=None, dtype=
     from ..data import DataLoader
     from ..train import train_epoch
 
-    model = setting.build(init_rng if init_rng is not None else child_rng(rng), dtype)
+    model = setting.build(init_rng if init_rng is not None else models.child_rng(rng), dtype)
     opt = setting.make_optimizer(model.params)
     scheduler = setting.make_scheduler(opt)
     loss_fn = nn.CrossEntropyLoss()
-    loader = DataLoader(X, y, setting.batch_size, shuffle=True, rng=child_rng(rng))
+    loader = DataLoader(X, y, setting.batch_size, shuffle=True, rng=models.child_rng(rng))
     history = {"loss": [], "eval_acc": []}
     for epoch in range(1, setting.epochs + 1):
         history["loss"].append(train_epoch(model, loss_fn, opt, loader, epoch=epoch).loss)
@@ -208,21 +151,22 @@ def fmt(x, spec=".3g"):
     return format(x, spec)
 
 
+FIGURE_OPTIONS = {"dpi": 120, "bbox_inches": "tight"}   # how every study figure is written
+
+
 def savefig(fig, path):
-    """Write ``fig`` to ``path`` (parent folders created) and close it."""
-    import os
+    """Write ``fig`` as a PNG to ``path`` atomically (parent folders created); returns the path."""
+    import sys
 
-    import matplotlib.pyplot as plt
-
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    plots._save(fig, path, parents=True, **FIGURE_OPTIONS)
+    if "matplotlib.pyplot" in sys.modules:   # a figure from pyplot() is registered there until closed
+        sys.modules["matplotlib.pyplot"].close(fig)
     return path
 
 
 def pyplot():
-    """matplotlib.pyplot with the non-interactive Agg backend (imported lazily)."""
+    """matplotlib.pyplot with the Agg backend; kept only for the stability study's plot,
+    which still draws through it (the other studies draw on ``npnet.plots._figure``)."""
     import sys
 
     import matplotlib
@@ -232,5 +176,3 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-

@@ -14,9 +14,10 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as V
+from .. import plots
 from . import _common
 
-# name -> (init scheme of _common.mlp, std for "normal")
+# name -> (init scheme of npnet.models.mlp, std for "normal")
 INITS = {"N(0,0.01)": ("normal", 0.01), "torch default": ("torch-default", None),
          "Xavier": ("xavier", None), "Kaiming": ("kaiming", None)}
 
@@ -111,8 +112,8 @@ def table(result):
 
 def plot(result, path):
     """Left: each layer's output std at step 0 (log scale). Right: test accuracy per epoch."""
-    plt = _common.pyplot()
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = plots._figure(12, 4.5)
+    ax0, ax1 = fig.subplots(1, 2)
     for name in result.inits:
         s = result.activation_std[name]
         ax0.semilogy(np.arange(1, len(s) + 1), s, "o-", label=name)

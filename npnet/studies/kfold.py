@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as V
+from .. import plots
 from ..data import kfold as make_folds
 from . import _common
 
@@ -160,9 +161,9 @@ def table(result):
 
 def plot(result, path):
     """Validation accuracy per fold (dots) and mean +- std (bars) per setting; the test accuracy of the chosen one."""
-    plt = _common.pyplot()
     n = len(result.settings)
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * n), 4.5))
+    fig = plots._figure(max(6, 2.2 * n), 4.5)
+    ax = fig.subplots()
     x = np.arange(n)
     ax.errorbar(x, result.mean, yerr=result.std, fmt="s", color="k", capsize=6, label="mean +- std over folds")
     for f in range(result.k):

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as V
-from .. import nn, optim
+from .. import models, nn, optim, plots
 from . import _common
 
 # name -> (init scheme, dropout probability)
@@ -96,8 +96,8 @@ def run(*, quick=False, seed=0, steps=None, hidden=None, batch_size=256, lr=0.1,
 
     spread, weights, acc = {}, {}, {}
     for name, (scheme, p) in SETTINGS.items():
-        model = _common.mlp((hidden,), dropout=p, init=scheme, std=0.01, value=value,
-                            rng=np.random.default_rng([seed, 1]))
+        model = models.mlp((hidden,), dropout=p, init=scheme, std=0.01, value=value,
+                           rng=np.random.default_rng([seed, 1]))
         opt = optim.SGD(model.params, lr=lr)
         loss_fn = nn.CrossEntropyLoss()
         curve = [hidden_spread(model)]
@@ -131,10 +131,9 @@ def table(result):
 def plot(result, path, units=6):
     """The first ``units`` hidden units' 784 input weights as 28x28 images, one row per
     setting, and the spread per step."""
-    plt = _common.pyplot()
     units = min(units, result.hidden)
     n = len(result.settings)
-    fig = plt.figure(figsize=(2 + 1.6 * units + 4, 1.8 * n + 0.6))
+    fig = plots._figure(2 + 1.6 * units + 4, 1.8 * n + 0.6)
     grid = fig.add_gridspec(n, units + 1, width_ratios=[1] * units + [3.2])
     for r, name in enumerate(result.settings):
         W = result.weights[name]

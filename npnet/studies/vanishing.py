@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from .. import _validate as V
-from .. import nn
+from .. import models, nn, plots
 from ..nn import functional as F
 from . import _common
 
@@ -71,8 +71,8 @@ def layer_grad_norms(activation, init, *, depth, width, batch, rng):
     is the cross-entropy of a N(0, 1) batch against random labels.
     """
     scheme, std = INITS[init]
-    model = _common.mlp((width,) * (depth - 1), in_features=width, activation=activation,
-                        init=scheme, std=std or 0.01, rng=rng, dtype=np.float64)
+    model = models.mlp((width,) * (depth - 1), in_features=width, activation=activation,
+                       init=scheme, std=std or 0.01, rng=rng, dtype=np.float64)
     X = rng.standard_normal((batch, width))
     y = rng.integers(0, 10, batch)
     logits, backward = model.forward(X)
@@ -114,8 +114,8 @@ def run(*, quick=False, seed=0, depth=None, width=None, batch=None):
     columns = []
     for activation, init in settings:
         columns.append(layer_grad_norms(activation, init, depth=depth, width=width, batch=batch,
-                                        rng=_common.child_rng(rng)))
-    product = matrix_product_norms(rng=_common.child_rng(rng))
+                                        rng=models.child_rng(rng)))
+    product = matrix_product_norms(rng=models.child_rng(rng))
     return VanishingResult(x, s, ds, settings, np.stack(columns, axis=1), product, depth, width)
 
 
@@ -141,8 +141,7 @@ def table(result):
 
 def plot(result, path):
     """Sigmoid and derivative; the depth-by-setting heat map of log10 gradient norms; the product norm."""
-    plt = _common.pyplot()
-    fig = plt.figure(figsize=(14, 6.5))
+    fig = plots._figure(14, 6.5)
     grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.6])
     ax = fig.add_subplot(grid[0, 0])
     ax.plot(result.x, result.sigmoid, label="sigmoid(x)")

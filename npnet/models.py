@@ -1,0 +1,184 @@
+"""The model zoo: every named model npnet builds, from one MLP builder and one list of inits.
+
+- :func:`mlp` is the general builder: ``Flatten``, then ``Linear -> activation
+  [-> Dropout]`` per hidden width, then a last ``Linear``; every Linear
+  initialized by a named scheme (:func:`init_linear`).
+- :func:`build_model` builds the course's two Fashion-MNIST models by name
+  (:data:`MODELS`) on top of it; the CLI, the benchmarks and ``npnet.train``
+  use it, the studies call :func:`mlp` directly.
+- :func:`collect_rngs` names the generators a model (and its loader) draws
+  from, which is what a checkpoint must hold to resume bit-identically.
+
+Randomness is explicit: the initial values come from ``rng``, drawn layer by
+layer in order (each ``Linear`` first draws torch's default init, then is
+re-initialized by the scheme), so a seed fixes the model.
+"""
+import numpy as np
+
+from . import _validate as V
+from . import nn
+from .nn import init as nn_init
+
+__all__ = ["MODELS", "INITS", "ACTIVATIONS", "build_model", "mlp", "init_linear", "child_rng", "collect_rngs"]
+
+MODELS = ("softmax", "mlp")
+INITS = ("normal", "constant", "xavier", "kaiming", "torch-default")
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+def child_rng(rng):
+    """A new Generator seeded by one draw from ``rng``: independent streams from one seed."""
+    return np.random.default_rng(rng.integers(2**63))
+
+
+def init_linear(layer, scheme, *, rng, std=0.01, value=0.01):
+    """Re-initialize one ``nn.Linear`` in place by a named scheme (one of :data:`INITS`).
+
+    - ``"normal"``: W ~ N(0, std^2), b = 0 (the course's, std = 0.01).
+    - ``"constant"``: W = b = ``value`` (every hidden unit the same: the symmetry study).
+    - ``"xavier"``: ``xavier_uniform_`` (gain 1), b = 0.
+    - ``"kaiming"``: ``kaiming_normal_`` for ReLU (fan_in, gain sqrt(2)), b = 0.
+    - ``"torch-default"``: torch.nn.Linear's own U(-1/sqrt(in), 1/sqrt(in)) for W and b.
+
+    Returns:
+        ``layer``.
+    """
+    V.choice(scheme, "init", INITS)
+    W, b = layer.params["weight"], layer.params.get("bias")
+    if scheme == "torch-default":
+        return layer.reset_parameters(rng=rng)
+    if scheme == "normal":
+        nn_init.normal_(W, 0.0, std, rng=rng)
+    elif scheme == "constant":
+        nn_init.constant_(W, value)
+    elif scheme == "xavier":
+        nn_init.xavier_uniform_(W, rng=rng)
+    else:
+        nn_init.kaiming_normal_(W, nonlinearity="relu", rng=rng)
+    if b is not None:
+        nn_init.constant_(b, value) if scheme == "constant" else nn_init.zeros_(b)
+    return layer
+
+
+def mlp(hidden=(256,), *, activation="relu", dropout=0.0, init="torch-default", std=0.01, value=0.01,
+        rng=None, dropout_rng=None, dtype=np.float32, in_features=784, num_classes=10):
+    """``Flatten``, then ``Linear -> activation [-> Dropout]`` per hidden width, then ``Linear``.
+
+    Args:
+        hidden: widths of the hidden layers, a tuple of ints >= 1 (``()``: softmax regression).
+        activation: "relu", "sigmoid" or "tanh".
+        dropout: float in [0, 1), dropout after each hidden activation (0 adds no layer).
+        init: one of :data:`INITS`, for every Linear (see :func:`init_linear`).
+        std: standard deviation of the "normal" init.
+        value: the "constant" init's value.
+        rng: numpy Generator for the initial values (default: a fresh one).
+        dropout_rng: numpy Generator for the dropout masks, shared by every Dropout;
+            default: a :func:`child_rng` of ``rng`` per Dropout, drawn as it is built.
+        dtype: np.float32 or np.float64.
+        in_features: inputs per sample after Flatten.
+        num_classes: outputs (logits) per sample.
+
+    Returns:
+        nn.Sequential.
+
+    Example:
+        >>> model = mlp((512, 256), init="kaiming", dropout=0.2, rng=np.random.default_rng(0))
+    """
+    if not isinstance(hidden, (tuple, list)):
+        raise TypeError(f"hidden must be a tuple of layer widths, got {V.describe(hidden)}")
+    hidden = tuple(V.integer(h, f"hidden[{i}]", low=1) for i, h in enumerate(hidden))
+    V.choice(activation, "activation", tuple(ACTIVATIONS))
+    dropout = V.real_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+    V.choice(init, "init", INITS)
+    std = V.real_number(std, "std", low=0.0)
+    value = V.real_number(value, "value")
+    rng = V.generator(rng)
+    if dropout and dropout_rng is not None:
+        dropout_rng = V.generator(dropout_rng, "dropout_rng")
+    dtype = V.float_dtype(dtype)
+    in_features = V.integer(in_features, "in_features", low=1)
+    num_classes = V.integer(num_classes, "num_classes", low=1)
+
+    layers, width = [nn.Flatten()], in_features
+    for h in hidden:
+        layers += [init_linear(nn.Linear(width, h, rng=rng, dtype=dtype), init, rng=rng, std=std, value=value),
+                   ACTIVATIONS[activation]()]
+        if dropout:
+            layers.append(nn.Dropout(dropout, rng=child_rng(rng) if dropout_rng is None else dropout_rng))
+        width = h
+    layers.append(init_linear(nn.Linear(width, num_classes, rng=rng, dtype=dtype), init, rng=rng, std=std, value=value))
+    return nn.Sequential(*layers)
+
+
+def build_model(name="softmax", *, hidden=256, dropout=0.0, init="normal", std=0.01, value=0.01, rng=None,
+                dropout_rng=None, dtype=np.float32, in_features=784, num_classes=10):
+    """The course's two Fashion-MNIST models.
+
+    - ``"softmax"``: ``Sequential(Flatten(), Linear(784, 10))``, softmax regression
+      (the softmax itself lives in the loss); ``mlp(())``.
+    - ``"mlp"``: ``Sequential(Flatten(), Linear(784, hidden), ReLU(), [Dropout(p)],
+      Linear(hidden, 10))``; ``mlp((hidden,))``.
+
+    Initializations (:data:`INITS`, see :func:`init_linear`): ``"normal"`` (the
+    course's: W ~ N(0, std^2) with std = 0.01, b = 0), ``"constant"`` (``value``
+    everywhere), ``"xavier"``, ``"kaiming"``, ``"torch-default"``.
+
+    Args:
+        name: "softmax" or "mlp".
+        hidden: int >= 1, width of the MLP's hidden layer.
+        dropout: float in [0, 1), dropout after the hidden ReLU (mlp only; 0 adds no layer).
+        init: one of :data:`INITS`.
+        std: standard deviation of the "normal" init.
+        value: the "constant" init's value.
+        rng: numpy Generator for the initial values (default: a fresh one).
+        dropout_rng: numpy Generator for the dropout masks (default: ``rng.spawn(1)[0]``,
+            which draws nothing from ``rng``).
+        dtype: np.float32 or np.float64.
+        in_features: inputs per sample after Flatten.
+        num_classes: outputs (logits) per sample.
+
+    Returns:
+        nn.Sequential; its params are keyed "1.weight", "1.bias" (and "3.*" or "4.*" for the mlp).
+
+    Example:
+        >>> model = build_model("mlp", hidden=256, rng=np.random.default_rng(0))
+        >>> sorted(model.params)
+        ['1.bias', '1.weight', '3.bias', '3.weight']
+    """
+    V.choice(name, "name", MODELS)
+    V.choice(init, "init", INITS)
+    hidden = V.integer(hidden, "hidden", low=1)
+    dropout = V.real_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+    std = V.real_number(std, "std", low=0.0)
+    value = V.real_number(value, "value")
+    rng = V.generator(rng)
+    dtype = V.float_dtype(dtype)
+    in_features = V.integer(in_features, "in_features", low=1)
+    num_classes = V.integer(num_classes, "num_classes", low=1)
+    if name == "softmax" and dropout:
+        raise ValueError("dropout applies to the mlp only; softmax regression has no hidden layer, "
+                         f"got dropout={dropout}")
+    if dropout:
+        dropout_rng = rng.spawn(1)[0] if dropout_rng is None else V.generator(dropout_rng, "dropout_rng")
+    return mlp(() if name == "softmax" else (hidden,), activation="relu", dropout=dropout, init=init, std=std,
+               value=value, rng=rng, dropout_rng=dropout_rng, dtype=dtype, in_features=in_features,
+               num_classes=num_classes)
+
+
+def _modules(model):
+    return list(model) if isinstance(model, nn.Sequential) else [model]
+
+
+def collect_rngs(model, loader=None):
+    """The generators a training run draws from, by name: what a checkpoint must hold.
+
+    ``"shuffle"`` is ``loader.rng`` when the loader shuffles; ``"dropout.<i>"``
+    is the generator of the Dropout module at index i of a Sequential.
+    """
+    rngs = {}
+    if loader is not None and getattr(loader, "shuffle", False):
+        rngs["shuffle"] = loader.rng
+    for i, m in enumerate(_modules(model)):
+        if isinstance(m, nn.Dropout):
+            rngs[f"dropout.{i}"] = m.rng
+    return rngs
