@@ -486,29 +486,11 @@ class _CrossEntropy:
             raise TypeError(f"target must be a numpy.ndarray of class indices or probabilities, got {V.describe(target)}")
         batch_shape = logits.shape[:self.class_axis] + logits.shape[self.class_axis + 1:]
         if target.dtype.kind in "iu":
-            if target.shape != batch_shape:
-                raise ValueError(
-                    f"target of class indices must have shape {batch_shape} for input of shape {logits.shape}, "
-                    f"got {target.shape}"
-                )
             self.probs_target = False
-            t = target.reshape(-1).astype(np.int64, copy=False)
-            # One comparison finds every index outside [0, C): seen as unsigned, a
-            # negative index is huge. Where there is none and ignore_index is not a
-            # class, every row counts (the common case, with no masks after this).
-            outside = t.view(np.uint64) >= self.C
-            self.all_kept = not (0 <= self.ignore_index < self.C) and not outside.any()
-            if self.all_kept:
-                self.keep, self.t = np.ones(t.shape, bool), t
-            else:
-                self.keep = t != self.ignore_index
-                bad = self.keep & outside
-                if bad.any():
-                    raise ValueError(
-                        f"target holds class index {t[bad][0]} outside [0, {self.C}) that is not "
-                        f"ignore_index ({self.ignore_index})"
-                    )
-                self.t = np.where(self.keep, t, 0)
+            self.t, keep = V.class_indices(target, "target", self.C, batch_shape, ignore_index=self.ignore_index,
+                                           shape_hint=f" for input of shape {logits.shape}")
+            self.all_kept = keep is None
+            self.keep = np.ones(self.t.shape, bool) if keep is None else keep
         elif target.dtype.kind == "f" and allow_probs:
             if target.shape != logits.shape:
                 raise ValueError(
