@@ -218,3 +218,49 @@ def grad_dict(grads, params):
             raise ValueError(f"grads[{key!r}] must have shape {p.shape} like params[{key!r}], got {g.shape}")
         todo.append((key, p, g))
     return todo
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def class_indices(target, name, num_classes, shape, *, ignore_index=None, shape_hint=""):
+    """Check class-index targets and return them flattened as int64, with a keep-mask.
+
+    ``target`` must be an ndarray of an integer dtype and exactly ``shape`` (no
+    broadcasting: labels of shape (N, 1) against N predictions are refused), every
+    entry in [0, num_classes) or equal to ``ignore_index``. Unsigned values that
+    do not fit int64 (a uint64 ``2**64 - 100``) are refused as given, never
+    wrapped around to a negative index such as ignore_index.
+
+    Returns:
+        ``(t, keep)``: ``t`` the indices as int64, shape (prod(shape),), with 0 in
+        place of ignored entries; ``keep`` a bool mask of the counted entries, or
+        None when every entry counts (the common case, with no masks at all).
+    """
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of integer class indices, got {describe(target)}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype (class indices), got {target.dtype}")
+    shape = tuple(shape)
+    if target.shape != shape:
+        raise ValueError(f"{name} of class indices must have shape {shape}{shape_hint}, got {target.shape}")
+    flat = target.reshape(-1)
+    if flat.dtype.kind == "u" and flat.dtype.itemsize == 8 and flat.size:
+        too_big = flat > _INT64_MAX
+        if too_big.any():
+            raise ValueError(f"{name} holds class index {flat[too_big][0]} outside [0, {num_classes}): "
+                             f"it does not fit int64")
+    t = flat.astype(np.int64, copy=False)
+    # One comparison finds every index outside [0, C): seen as unsigned, a
+    # negative index is huge. Where there is none and ignore_index is not a
+    # class, every entry counts.
+    outside = t.view(np.uint64) >= num_classes
+    ignore_is_class = ignore_index is not None and 0 <= ignore_index < num_classes
+    if not ignore_is_class and not outside.any():
+        return t, None
+    keep = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
+    bad = keep & outside
+    if bad.any():
+        also = "" if ignore_index is None else f" that is not ignore_index ({ignore_index})"
+        raise ValueError(f"{name} holds class index {t[bad][0]} outside [0, {num_classes}){also}")
+    return np.where(keep, t, 0), keep

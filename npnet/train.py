@@ -244,8 +244,17 @@ def _model_dtype(model):
     return dtype
 
 
-def _num_correct(Y, y):
-    return int(np.count_nonzero(Y.argmax(axis=-1) == y))
+def _num_correct(Y, y, name="y"):
+    """How many samples of ``Y`` (N, ..., C) have their argmax at the label ``y`` (N, ...).
+
+    ``y`` is checked as the losses check class-index targets: an integer dtype,
+    exactly Y's shape without the class axis (labels of shape (N, 1) would
+    broadcast against N predictions into N * N comparisons), each in [0, C).
+    """
+    if Y.ndim < 2:
+        raise ValueError(f"model output must have shape (N, C) to be scored against labels, got {Y.shape}")
+    t, _ = V.class_indices(y, name, Y.shape[-1], Y.shape[:-1], shape_hint=f" for model output of shape {Y.shape}")
+    return int(np.count_nonzero(Y.argmax(axis=-1).reshape(-1) == t))
 
 
 # Overflow inside a diverging step is expected and caught by the finiteness
@@ -358,7 +367,7 @@ def evaluate(model, loader, loss_fn=None):
             X, y = _check_batch(batch, step, "loader")
             Y = model(X.astype(dtype, copy=False))
             n = int(y.shape[0])
-            correct += _num_correct(Y, y)
+            correct += _num_correct(Y, y, f"batch {step} of loader: y")
             if loss_fn is not None:
                 total_loss += float(loss_fn(Y, y)) * n
             samples += n

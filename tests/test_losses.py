@@ -213,3 +213,23 @@ def test_dloss_of_wrong_shape_or_dtype(loss, target):
         backward(np.ones((), np.float32))
     with pytest.raises(TypeError, match=r"dloss must be a numpy.ndarray"):
         backward(1.0)
+
+
+@pytest.mark.parametrize("value", [2**64 - 100, 2**63], ids=["2**64-100", "2**63"])
+@pytest.mark.parametrize("loss", [nn.CrossEntropyLoss(), nn.NLLLoss(), nn.CrossEntropyLoss(ignore_index=-100, reduction="sum")],
+                         ids=["cross_entropy", "nll", "cross_entropy-sum"])
+def test_uint64_targets_that_do_not_fit_int64_are_refused_as_given(value, loss):
+    # 2**64 - 100 once wrapped around to -100 == ignore_index and dropped out of the mean;
+    # torch refuses uint64 targets outright, npnet the values that do not fit int64.
+    x = np.random.default_rng(6).standard_normal((3, 4))
+    target = np.array([1, value, 2], np.uint64)
+    with pytest.raises(ValueError, match=rf"target holds class index {value} outside \[0, 4\)"):
+        loss(x, target)
+    small = np.array([1, 3, 2], np.uint64)                     # uint64 values that fit are class indices
+    np.testing.assert_array_equal(loss(x, small), loss(x, small.astype(np.int64)))
+
+
+def test_large_uint32_targets_are_out_of_range_not_wrapped():
+    x = np.zeros((2, 4))
+    with pytest.raises(ValueError, match=rf"target holds class index {2**32 - 100} outside \[0, 4\)"):
+        nn.CrossEntropyLoss()(x, np.array([0, 2**32 - 100], np.uint32))

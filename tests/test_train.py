@@ -749,3 +749,40 @@ def test_mlp_reaches_the_targets(mlp_run):
     assert final.test_acc >= 0.84
     losses = [r.train_loss for r in mlp_run]
     assert losses == sorted(losses, reverse=True)   # lr 0.5 is large, but the training loss still falls
+
+
+def _identity_classifier():
+    """Flatten + Linear(4, 4) with weight eye(4): the prediction is the brightest of 4 pixels."""
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 4, rng=np.random.default_rng(0)))
+    m[1].params["weight"][...] = np.eye(4, dtype=np.float32)
+    m[1].params["bias"][...] = 0
+    return m
+
+
+def test_evaluate_refuses_labels_that_would_broadcast():
+    # Labels of shape (N, 1) compared with N predictions broadcast to N x N: this batch
+    # once scored 2.0 (16 "hits" over 8 samples) against a true accuracy of 0.125.
+    m = _identity_classifier()
+    X = np.zeros((8, 2, 2), np.float32)
+    X.reshape(8, 4)[np.arange(8), [0, 1, 2, 3, 0, 1, 2, 3]] = 1      # predictions 0 1 2 3 0 1 2 3
+    y = np.array([0, 0, 0, 0, 3, 3, 3, 2])                         # one hit: the truth is 0.125
+    assert T.evaluate_accuracy(m, [(X, y)]) == 0.125
+    for f in (T.evaluate, T.evaluate_accuracy):
+        with pytest.raises(ValueError, match=r"\by\b.*shape \(8,\).*got \(8, 1\)"):
+            f(m, [(X, y[:, None])])
+
+
+@pytest.mark.parametrize("labels, error", [
+    (np.array([0, 1, 4, 3]), ValueError),                       # class 4 of 4: once a silent miss
+    (np.array([0, 1, -1, 3]), ValueError),
+    (np.array([0, 1, 2**64 - 100, 3], np.uint64), ValueError),   # once -100
+    (np.array([0.0, 1.0, 2.0, 3.0]), TypeError),
+    (np.array([True, False, True, False]), TypeError),
+], ids=["class-4", "negative", "uint64-huge", "float", "bool"])
+def test_evaluate_checks_labels_as_the_losses_check_targets(labels, error):
+    m = _identity_classifier()
+    X = np.eye(4, dtype=np.float32).reshape(4, 2, 2)
+    for f in (T.evaluate, T.evaluate_accuracy):
+        with pytest.raises(error, match=r"\by\b"):
+            f(m, [(X, labels)])
+    assert T.evaluate(m, [(X, np.array([0, 1, 2, 3], np.uint8))]).accuracy == 1.0   # uint8 labels are fine

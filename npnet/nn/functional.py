@@ -16,6 +16,8 @@ Example::
     >>> F.softmax(X).round(4)
     array([[0.09  , 0.2447, 0.6652]], dtype=float32)
 """
+import math
+
 import numpy as np
 
 from .. import _validate as V
@@ -211,12 +213,16 @@ def softmax(X, axis=-1):
 
     Subtracting the maximum first leaves the result unchanged (softmax is
     shift-invariant) and keeps every exponent <= 0, so nothing overflows.
+    A row holding +inf (or only -inf) is all nan, as in torch: its max minus
+    itself is inf - inf. A 0-d input is one row of one class: 1 (nan for inf
+    or nan), with axis 0 or -1, as in torch.
     """
     X = V.float_array(X, "input")
     axis = _axis(axis, X.ndim)
-    if X.shape[axis] == 0:
+    if X.ndim and X.shape[axis] == 0:
         return X.copy()  # nothing to normalize (np.max would refuse the empty axis)
-    return _by_row_blocks(_softmax, axis, X)
+    with np.errstate(invalid="ignore"):   # inf - inf = nan where a row's max is infinite, as torch
+        return _by_row_blocks(_softmax, axis, X)
 
 
 def _softmax(X, axis, out):
@@ -241,12 +247,16 @@ def _softmax_backward(dY, Y, axis, out):
 
 
 def log_softmax(X, axis=-1):
-    """``X - max - log(sum(exp(X - max)))`` along ``axis`` (the log-sum-exp trick)."""
+    """``X - max - log(sum(exp(X - max)))`` along ``axis`` (the log-sum-exp trick).
+
+    Non-finite rows and a 0-d input (0, nan for inf or nan) as :func:`softmax`.
+    """
     X = V.float_array(X, "input")
     axis = _axis(axis, X.ndim)
-    if X.shape[axis] == 0:
+    if X.ndim and X.shape[axis] == 0:
         return X.copy()
-    return _by_row_blocks(_log_softmax, axis, X)
+    with np.errstate(invalid="ignore"):   # inf - inf = nan where a row's max is infinite, as torch
+        return _by_row_blocks(_log_softmax, axis, X)
 
 
 def _log_softmax(X, axis, out):
@@ -289,6 +299,8 @@ def _by_row_blocks(kernel, axis, *arrays):
     whole array at once. Same values either way.
     """
     A = arrays[0]
+    if A.ndim == 0:   # one row of one class, as torch sees a 0-d input
+        return _by_row_blocks(kernel, 0, *(a.reshape(1) for a in arrays)).reshape(())
     out = np.empty(A.shape, A.dtype)
     if A.ndim != 2 or axis not in (1, -1) or A.nbytes <= _BLOCK_BYTES:
         kernel(*arrays, axis, out)      # one block: no slicing (5 us of a 25 us softmax at (256, 10))
@@ -325,10 +337,9 @@ _SHORT_ROW = 32   # rows at most this long take the transposed route in _max
 
 def _axis(axis, ndim):
     axis = V.integer(axis, "axis")
-    if ndim == 0:
-        raise ValueError("input must have at least 1 dimension for softmax, got a 0-d array")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-d input, got {axis}")
+    n = max(ndim, 1)   # a 0-d input takes axis 0 or -1, as in torch
+    if not -n <= axis < n:
+        raise ValueError(f"axis must be in [{-n}, {n - 1}] for a {ndim}-d input, got {axis}")
     return axis
 
 
@@ -470,8 +481,6 @@ class _CrossEntropy:
         self.shape = logits.shape
         self.class_axis = 0 if logits.ndim == 1 else 1
         self.C = logits.shape[self.class_axis]
-        if self.C == 0:
-            raise ValueError(f"input must have at least one class on axis {self.class_axis}, got shape {logits.shape}")
         if not options_checked:  # a loss module checks its options once, when it is built
             reduction = V.choice(reduction, "reduction", _REDUCTIONS)
             label_smoothing = V.real_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
@@ -485,30 +494,13 @@ class _CrossEntropy:
         if not isinstance(target, np.ndarray):
             raise TypeError(f"target must be a numpy.ndarray of class indices or probabilities, got {V.describe(target)}")
         batch_shape = logits.shape[:self.class_axis] + logits.shape[self.class_axis + 1:]
+        self.M = math.prod(batch_shape)   # rows of the (M, C) layout, also when C == 0
         if target.dtype.kind in "iu":
-            if target.shape != batch_shape:
-                raise ValueError(
-                    f"target of class indices must have shape {batch_shape} for input of shape {logits.shape}, "
-                    f"got {target.shape}"
-                )
             self.probs_target = False
-            t = target.reshape(-1).astype(np.int64, copy=False)
-            # One comparison finds every index outside [0, C): seen as unsigned, a
-            # negative index is huge. Where there is none and ignore_index is not a
-            # class, every row counts (the common case, with no masks after this).
-            outside = t.view(np.uint64) >= self.C
-            self.all_kept = not (0 <= self.ignore_index < self.C) and not outside.any()
-            if self.all_kept:
-                self.keep, self.t = np.ones(t.shape, bool), t
-            else:
-                self.keep = t != self.ignore_index
-                bad = self.keep & outside
-                if bad.any():
-                    raise ValueError(
-                        f"target holds class index {t[bad][0]} outside [0, {self.C}) that is not "
-                        f"ignore_index ({self.ignore_index})"
-                    )
-                self.t = np.where(self.keep, t, 0)
+            self.t, keep = V.class_indices(target, "target", self.C, batch_shape, ignore_index=self.ignore_index,
+                                           shape_hint=f" for input of shape {logits.shape}")
+            self.all_kept = keep is None
+            self.keep = np.ones(self.t.shape, bool) if keep is None else keep
         elif target.dtype.kind == "f" and allow_probs:
             if target.shape != logits.shape:
                 raise ValueError(
@@ -525,7 +517,7 @@ class _CrossEntropy:
     def forward(self, logits):
         """The loss, keeping on ``self`` what :meth:`grad` needs (``self`` lives in
         the loss's backward closure only, so nothing outside is touched)."""
-        if self.probs_target or self.eps or self.weight is not None:
+        if self.probs_target or self.eps or self.weight is not None or self.C == 0:
             self.log_probs = log_softmax(logits, axis=self.class_axis)
             return self.loss(self.log_probs)
         # Plain class indices, fused: loss_i = log(sum_c exp(z_ic)) - z_i,t with
@@ -537,12 +529,13 @@ class _CrossEntropy:
         # cache from the subtraction through the exponential to the sum.
         self.flat_t = np.arange(0, M * C, C) + self.t
         E = np.empty((M, C), self.dtype)
-        if E.nbytes <= _BLOCK_BYTES:
-            z_t, s = _shifted_exp(R, E, self.flat_t)
-        else:
-            z_t, s = np.empty(M, self.dtype), np.empty(M, self.dtype)
-            for i, j in _row_blocks(M, C * E.itemsize):
-                z_t[i:j], s[i:j] = _shifted_exp(R[i:j], E[i:j], self.flat_t[i:j] - i * C)
+        with np.errstate(invalid="ignore"):   # inf - inf = nan where a row's max is infinite, as torch
+            if E.nbytes <= _BLOCK_BYTES:
+                z_t, s = _shifted_exp(R, E, self.flat_t)
+            else:
+                z_t, s = np.empty(M, self.dtype), np.empty(M, self.dtype)
+                for i, j in _row_blocks(M, C * E.itemsize):
+                    z_t[i:j], s[i:j] = _shifted_exp(R[i:j], E[i:j], self.flat_t[i:j] - i * C)
         self.E, self.s = E, s
         per_row = np.log(s)
         per_row -= z_t
@@ -568,8 +561,8 @@ class _CrossEntropy:
     def _rows(self, A):
         """View an input-shaped array as (M, C) rows of classes."""
         if A.ndim <= 2:
-            return A.reshape(-1, self.C)
-        return np.moveaxis(A, 1, -1).reshape(-1, self.C)
+            return A.reshape(self.M, self.C)
+        return np.moveaxis(A, 1, -1).reshape(self.M, self.C)
 
     def _unrows(self, R):
         """Inverse of :meth:`_rows` for an (M, C) array."""
@@ -601,7 +594,23 @@ class _CrossEntropy:
             T += np.where(self.keep[:, None], smooth, 0).astype(self.dtype, copy=False)
         return T, wt.sum(dtype=self.dtype)
 
+    def _no_classes(self):
+        """The loss over zero classes (C == 0), as torch (issue 73165): no target can
+        count (an index would lie outside [0, 0)), so "mean" is 0 / 0 = nan; a row's
+        loss is 0, or nan under label smoothing of index targets (eps / C = eps / 0)."""
+        smoothed = bool(self.eps) and not self.probs_target
+        if self.reduction == "none":
+            return np.full(self.batch_shape, np.nan if smoothed else 0, self.dtype)
+        return np.asarray(np.nan if smoothed or self.reduction == "mean" else 0, self.dtype)
+
+    def _no_class_grad(self, dloss):
+        """The gradient over zero classes: an empty array; dloss is still checked."""
+        _upstream_of_loss(dloss, self.batch_shape if self.reduction == "none" else (), self.dtype)
+        return np.zeros(self.shape, self.dtype)
+
     def loss(self, log_probs):
+        if self.C == 0:
+            return self._no_classes()
         L = self._rows(log_probs)
         if not self.probs_target and self.eps == 0:
             # The common case: gather one log-probability per row, no (M, C) temporary.
@@ -643,6 +652,8 @@ class _CrossEntropy:
 
     def backward(self, dloss, log_probs):
         """Fused gradient with respect to the logits: scale * (p * S - T)."""
+        if self.C == 0:
+            return self._no_class_grad(dloss)
         L = self._rows(log_probs)
         if not self.probs_target and self.eps == 0 and self.weight is None:
             # softmax - onehot, written into the softmax's own buffer.
@@ -662,6 +673,8 @@ class _CrossEntropy:
     def target_grad(self, dloss, log_probs):
         """NLL gradient with respect to the log-probabilities: -w[t_i] * scale_i at
         each row's target class, 0 elsewhere."""
+        if self.C == 0:
+            return self._no_class_grad(dloss)
         wt = self._row_weight()
         scale = self._scale(dloss, wt.sum(dtype=self.dtype))
         M = wt.shape[0]
@@ -677,11 +690,12 @@ def mse_loss(X, target, *, reduction="mean"):
     Shape: X and target of the same shape and float dtype.
     """
     _check_mse(X, target, reduction)
-    D = X - target
-    D *= D
-    if reduction == "none":
-        return D
-    total = D.sum(dtype=X.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):   # inf - inf = nan, huge^2 = inf: torch's values
+        D = X - target
+        D *= D
+        if reduction == "none":
+            return D
+        total = D.sum(dtype=X.dtype)
     if reduction == "sum":
         return np.asarray(total, X.dtype)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -692,8 +706,9 @@ def mse_loss_backward(dloss, X, target, *, reduction="mean"):
     """dX = 2 (X - target) * dloss, divided by the element count under "mean"."""
     _check_mse(X, target, reduction)
     dloss = _upstream_of_loss(dloss, X.shape if reduction == "none" else (), X.dtype)
-    dX = X - target
-    dX *= 2 * dloss if reduction != "mean" else (2 * dloss / X.dtype.type(max(X.size, 1))).astype(X.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):   # inf - inf = nan, inf * 0 = nan: torch's values
+        dX = X - target
+        dX *= 2 * dloss if reduction != "mean" else (2 * dloss / X.dtype.type(max(X.size, 1))).astype(X.dtype)
     return dX
 
 
