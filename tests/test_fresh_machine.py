@@ -1,5 +1,6 @@
 """The fresh-machine path: `make test` obtains Fashion-MNIST itself and still runs where
-it cannot, real-data tests skip through one guard with one reason, CI installs nothing beforehand.
+it cannot, real-data tests skip through one guard with one reason, CI installs nothing
+beforehand, and entry points that need torch say how to install it.
 
 The Makefile runs here with a stand-in Python that records its arguments, so the order
 of the steps is checked in a second, with no virtual environment built.
@@ -14,6 +15,7 @@ import sys
 
 import pytest
 
+import reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,3 +126,38 @@ def test_realdata_tests_skip_through_one_guard_with_one_reason(tmp_path):
     assert skipped >= 10 and not re.search(r"passed|failed|error", summary), summary
     assert f"SKIPPED [{skipped}]" in skip_lines[0]   # every one of them, through the same guard
 
+
+def _run_without_torch(module, *args):
+    code = (f"import sys, runpy; sys.modules['torch'] = None; sys.argv = [{module!r}, *{list(args)!r}]; "
+            f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_python_m_reference_without_torch_names_the_install_command():
+    proc = _run_without_torch("reference")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert "torch" in line.lower() and "pip install -e '.[reference]'" in line
+    assert reference.INSTALL == "pip install -e '.[reference]'"
+
+
+def test_reference_names_without_torch_raise_one_clear_import_error():
+    code = ("import sys; sys.modules['torch'] = None\nimport reference\n"
+            "for name in ('compare', 'lockstep'):\n"
+            "    try:\n        exec(f'from reference import {name}')\n"
+            "    except reference.TorchMissingError as e:\n        print(isinstance(e, ImportError), e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("True ") and reference.INSTALL in line for line in lines)
+
+
+def test_python_m_reference_help_prints_usage_instead_of_the_table():
+    proc = subprocess.run([sys.executable, "-m", "reference", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m reference")
+    assert not re.search(r"\d+ rows, \d+ out of tolerance", proc.stdout)   # the table's last line
+    proc = _run_without_torch("reference", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage:"), proc.stderr
