@@ -58,7 +58,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help=f"tiny sizes: proves the scripts run and agree; writes into {QUICK_OUT} by default")
     parser.add_argument("--out", default=None,
-                        help=f"where latest.{{json,md,png}} go (default {os.path.relpath(RESULTS)}, quick: {QUICK_OUT})")
+                        help=f"where latest.{{json,md,png}} go (default benchmarks/results, quick: {QUICK_OUT})")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per case (default 7, quick 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both NumPy's BLAS and torch")
     args = parser.parse_args(argv)
