@@ -1,7 +1,17 @@
-"""python -m benchmarks [ops|train|all] [--quick] [--out DIR] [--repeats N] [--threads N]"""
+"""python -m benchmarks [ops|train|all] [--quick] [--out DIR] [--repeats N] [--threads N]
+
+A full run writes benchmarks/results/latest.{json,md,png}, the committed results.
+A --quick run (tiny sizes: it proves the scripts run and agree with torch) writes
+into runs/bench-quick unless --out says otherwise, never into benchmarks/results,
+and its report says it was quick: the speed targets do not apply to it.
+"""
 import argparse
 import os
 import sys
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+QUICK_OUT = os.path.join("runs", "bench-quick")
+INSTALL = "pip install -e '.[bench]'"
 
 TARGETS = {
     # (group, name, shape-prefix) -> ratio target (npnet time / torch time)
@@ -17,23 +27,50 @@ TARGETS = {
 }
 
 
-def _attach_targets(results):
+def _attach_targets(results, quick=False):
+    """Each result's target; a quick run's tiny sizes have none (every target is set to None)."""
     for r in results:
+        if quick:
+            r["target"] = None
+            continue
         for (group, name, shape), target in TARGETS.items():
             if r["group"] == group and r["name"] == name and r.get("shape", "").startswith(shape):
                 r["target"] = target
     return results
 
 
+def _missing_requirement():
+    """None when torch and threadpoolctl import, else the one line saying how to install them."""
+    for module in ("torch", "threadpoolctl"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError as e:
+            if (e.name or "").split(".")[0] != module:
+                raise
+            return f"python -m benchmarks: {module} is not installed; install the benchmark extras with `{INSTALL}` in the npnet repository"
+    return None
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", nargs="?", default="all", choices=["all", "ops", "train"])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the scripts run and agree")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny sizes: proves the scripts run and agree; writes into {QUICK_OUT} by default")
+    parser.add_argument("--out", default=None,
+                        help=f"where latest.{{json,md,png}} go (default benchmarks/results, quick: {QUICK_OUT})")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per case (default 7, quick 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both NumPy's BLAS and torch")
     args = parser.parse_args(argv)
+    out = args.out if args.out is not None else (QUICK_OUT if args.quick else RESULTS)
+    if args.quick and os.path.realpath(out) == os.path.realpath(RESULTS):
+        parser.error(f"--out: a quick run never writes into {RESULTS} (the committed full-size results); "
+                     f"pass another folder or leave --out out ({QUICK_OUT})")
     repeats = args.repeats or (3 if args.quick else 7)
+    missing = _missing_requirement()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
 
     import torch
     from threadpoolctl import threadpool_limits
@@ -49,10 +86,10 @@ def main(argv=None):
         if args.part in ("all", "train"):
             from . import e2e
             results += e2e.run(quick=args.quick, repeats=repeats)
-    _attach_targets(results)
-    report.write(results, info, args.out)
-    print(report.markdown(results, info))
-    print(f"wrote {args.out}/latest.json, latest.md, latest.png")
+    _attach_targets(results, quick=args.quick)
+    report.write(results, info, out, quick=args.quick)
+    print(report.markdown(results, info, quick=args.quick))
+    print(f"wrote {out}/latest.json, latest.md, latest.png" + (" (quick run)" if args.quick else ""))
     return 0
 
 

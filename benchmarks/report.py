@@ -36,8 +36,15 @@ def _fmt_time(s):
     return f"{s * 1e9:.3g} ns"
 
 
-def markdown(results, info, targets=None):
-    lines = [
+QUICK_NOTE = ("**Quick run** (tiny sizes, few repeats): it proves the benchmarks run and agree with torch. "
+              "Its numbers are not the project's measurements and no target applies to them.")
+
+
+def markdown(results, info, targets=None, *, quick=False):
+    """The report as markdown tables; a quick run's report opens with :data:`QUICK_NOTE`
+    and judges no target."""
+    lines = [QUICK_NOTE, ""] if quick else []
+    lines += [
         f"Machine: {info.get('cpu')}, {info.get('cpus')} CPUs; NumPy {info.get('numpy')} with "
         f"{info.get('numpy_blas')}, {info.get('numpy_threads')} threads; torch {info.get('torch')}, "
         f"{info.get('torch_threads')} threads; Python {info.get('python')}.",
@@ -48,7 +55,7 @@ def markdown(results, info, targets=None):
     for r in results:
         if r.get("ratio") is None:
             continue
-        target = r.get("target")
+        target = None if quick else r.get("target")
         met = "" if target is None else ("yes" if r["ratio"] <= target else "**no**")
         lines.append(
             f"| {r['group']} | {r['name']} | {r.get('shape', '')} | {_fmt_time(r.get('npnet_s'))} | "
@@ -62,7 +69,7 @@ def markdown(results, info, targets=None):
     if extra:
         lines += ["", "| measurement | value | target | met |", "|---|---|---|---|"]
         for r in extra:
-            target = r.get("target")
+            target = None if quick else r.get("target")
             met = "" if target is None else ("yes" if r["value"] <= target else "**no**")
             if r.get("higher_is_better") and target is not None:
                 met = "yes" if r["value"] >= target else "**no**"
@@ -72,16 +79,21 @@ def markdown(results, info, targets=None):
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(results, path):
+def bar_chart(results, path, *, quick=False):
+    """Horizontal bars of npnet / torch per case on a log scale, coloured by verdict, with a legend."""
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.lines
+    import matplotlib.patches
     import matplotlib.pyplot as plt
     import matplotlib.ticker
     rows = [r for r in results if r.get("ratio") is not None]
     labels = [r["name"] if r["group"] == "train" else f"{r['name']} {r.get('shape', '')}" for r in rows]
     ratios = [r["ratio"] for r in rows]
     fig, ax = plt.subplots(figsize=(12, 0.35 * len(rows) + 1.5))
-    colors = ["tab:gray" if r.get("reference") else "tab:green" if v <= (r.get("target") or 1.0) else "tab:red"
+    def target(r):
+        return None if quick else r.get("target")
+    colors = ["tab:gray" if r.get("reference") else "tab:green" if v <= (target(r) or 1.0) else "tab:red"
               for v, r in zip(ratios, rows)]
     ax.barh(range(len(rows)), ratios, color=colors)
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
@@ -89,7 +101,7 @@ def bar_chart(results, path):
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", lw=0.8)
     for i, r in enumerate(rows):
-        if r.get("target"):
+        if target(r):
             ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], color="black", ls="--", lw=0.8)
     lo, hi = min(ratios + [0.5]), max(ratios + [2.0])
     ax.set_xlim(lo / 1.5, hi * 1.5)
@@ -97,19 +109,28 @@ def bar_chart(results, path):
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel("time ratio npnet / torch (log scale; < 1: npnet faster; dashes: targets)")
+    legend = [matplotlib.patches.Patch(color="tab:green", label="npnet: target met (no target: faster than torch)"),
+              matplotlib.patches.Patch(color="tab:red", label="npnet: target missed (no target: slower than torch)"),
+              matplotlib.patches.Patch(color="tab:gray", label="plain NumPy without npnet (reference point)")]
+    if any(target(r) for r in rows):
+        legend.append(matplotlib.lines.Line2D([], [], color="black", ls="--", lw=0.8, label="target"))
+    ax.legend(handles=legend, loc="lower right", fontsize=8, framealpha=0.9)
+    if quick:
+        ax.set_title("Quick run: tiny sizes, no targets apply", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write(results, info, out_dir):
+def write(results, info, out_dir, *, quick=False):
+    """latest.json (with ``"quick"``), latest.md and latest.png in ``out_dir``."""
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "latest.json"), "w") as f:
-        json.dump({"machine": info, "results": results}, f, indent=2, default=float)
+        json.dump({"quick": bool(quick), "machine": info, "results": results}, f, indent=2, default=float)
     with open(os.path.join(out_dir, "latest.md"), "w") as f:
-        f.write(markdown(results, info))
+        f.write(markdown(results, info, quick=quick))
     try:
-        bar_chart(results, os.path.join(out_dir, "latest.png"))
+        bar_chart(results, os.path.join(out_dir, "latest.png"), quick=quick)
     except ImportError:
         print("matplotlib is not installed: latest.png skipped")
     return out_dir

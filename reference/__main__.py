@@ -5,15 +5,18 @@ scale, and the tolerance ``4 * eps * sqrt(K)``; see ``reference.compare``), then
 the rows of ``reference.checks_init_optim`` when that module exists, and exits
 with status 1 if any row is out of tolerance. Seeds are fixed and torch runs
 on one thread, so two runs print the same table.
+
+Needs PyTorch: without it, one line names the install command and the exit
+status is 2.
 """
+import argparse
 import sys
 
 import numpy as np
-import torch
 
 from npnet import nn
 
-from .compare import compare
+from . import torch_available, torch_missing_message
 from .report import Row, format_table
 
 DTYPES = (np.float64, np.float32)
@@ -107,6 +110,7 @@ def module_cases():
 
 def module_rows():
     """One report row per module case and dtype."""
+    from .compare import compare
     rows = []
     for group, name, module, x, kw in module_cases():
         for dtype in DTYPES:
@@ -127,6 +131,13 @@ def init_optim_rows():
 
 
 def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m reference", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
+    if not torch_available():
+        print(torch_missing_message("python -m reference"), file=sys.stderr)
+        return 2
+    import torch
     # One thread: these tensors are tiny, and waking a thread pool costs far more than the
     # arithmetic (about 10 ms against 4 us per op on a busy 2-core machine).
     torch.set_num_threads(1)

@@ -2,6 +2,7 @@
 
 Timings are never asserted here: speed targets live in the benchmark report.
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -11,10 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import ops
+import benchmarks.__main__ as bench_main
+from benchmarks import ops, report
 from benchmarks.report import markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+INFO = {"cpu": "x", "cpus": 2, "numpy": "2", "numpy_blas": "b", "numpy_threads": 2, "torch": "t",
+        "torch_threads": 2, "python": "3"}
+
+
+def committed_results():
+    """{file name: SHA-256} of everything in benchmarks/results."""
+    return {name: hashlib.sha256(open(os.path.join(RESULTS, name), "rb").read()).hexdigest()
+            for name in sorted(os.listdir(RESULTS))}
 
 
 def test_quick_ops_run_writes_json_markdown_and_chart(tmp_path):
@@ -38,7 +49,9 @@ def test_quick_train_part_runs_on_real_data(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "train", "--quick", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "latest.json").read_text())["results"]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["quick"] is True
+    results = report["results"]
     by_name = {r["name"]: r for r in results}
     assert by_name["softmax regression epoch"]["ratio"] > 0 and by_name["MLP epoch"]["ratio"] > 0
     share = by_name["MLP epoch: share of time in matrix products"]["value"]
@@ -62,9 +75,69 @@ def test_agreement_check_catches_a_wrong_npnet_result():
 
 
 def test_markdown_marks_missed_targets():
-    info = {"cpu": "x", "cpus": 2, "numpy": "2", "numpy_blas": "b", "numpy_threads": 2, "torch": "t",
-            "torch_threads": 2, "python": "3"}
+    info = INFO
     text = markdown([{"group": "ops", "name": "a", "shape": "s", "npnet_s": 2.0, "torch_s": 1.0, "ratio": 2.0, "target": 1.0},
                      {"group": "ops", "name": "b", "shape": "s", "npnet_s": 1.0, "torch_s": 2.0, "ratio": 0.5, "target": 1.0}],
                     info)
     assert "| 2.00 | <= 1.0 | **no** |" in text and "| 0.50 | <= 1.0 | yes |" in text
+
+
+def test_quick_run_without_out_leaves_the_committed_results_alone(tmp_path):
+    before = committed_results()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "ops", "--quick", "--repeats", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert committed_results() == before
+    scratch = tmp_path / "runs" / "bench-quick"
+    saved = json.loads((scratch / "latest.json").read_text())
+    assert saved["quick"] is True and all(r["target"] is None for r in saved["results"])
+    text = (scratch / "latest.md").read_text()
+    assert text.startswith(report.QUICK_NOTE)
+    assert "| yes |" not in text and "**no**" not in text
+
+
+def test_quick_run_refuses_the_committed_results_folder(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_main.main(["ops", "--quick", "--out", RESULTS])
+    assert exc.value.code == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_quick_targets_are_not_judged():
+    results = [{"group": "ops", "name": "softmax", "shape": "(256, 10)", "npnet_s": 1.0, "torch_s": 4.0, "ratio": 0.25},
+               {"group": "memory", "name": "peak RSS", "value": 50.0, "unit": "MB", "target": 200}]
+    full = markdown(bench_main._attach_targets([dict(r) for r in results]), INFO)
+    assert "| 0.25 | <= 0.5 | yes |" in full and "| <= 200 | yes |" in full
+    quick_results = bench_main._attach_targets([dict(r) for r in results], quick=True)
+    assert [r["target"] for r in quick_results] == [None, None]
+    quick = markdown(results, INFO, quick=True)   # even with targets still in the rows
+    assert quick.startswith(report.QUICK_NOTE) and "yes" not in quick
+
+
+def test_chart_has_a_legend_for_its_colours(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", figures.append)
+    results = [{"group": "ops", "name": "a", "shape": "s", "ratio": 0.4, "target": 0.5},
+               {"group": "ops", "name": "b", "shape": "s", "ratio": 2.0, "target": 1.0},
+               {"group": "train", "name": "c", "shape": "s", "ratio": 0.3, "reference": True}]
+    report.bar_chart(results, tmp_path / "chart.png")
+    (fig,) = figures
+    legend = fig.axes[0].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == 4 and any("met" in t for t in labels) and any("missed" in t for t in labels)
+    assert any("NumPy" in t for t in labels) and "target" in labels
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    close(fig)
+
+
+def test_without_torch_one_line_names_the_install_command_and_exits_2():
+    code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = ['benchmarks', 'ops', '--quick', "
+            "'--out', 'unused']; runpy.run_module('benchmarks', run_name='__main__', alter_sys=True)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "torch" in line and bench_main.INSTALL in line and bench_main.INSTALL == "pip install -e '.[bench]'"
+    assert not os.path.exists(os.path.join(ROOT, "unused"))
