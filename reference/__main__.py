@@ -24,10 +24,10 @@ def module_cases():
     return [(e.group, *case) for e in registry.entries() for case in e.cases()]
 
 
-def module_rows():
-    """One report row per module case and dtype."""
+def module_rows(cases=None):
+    """One report row per module case (default: every registered one) and dtype."""
     rows = []
-    for group, name, module, x, kw in module_cases():
+    for group, name, module, x, kw in module_cases() if cases is None else cases:
         for dtype in DTYPES:
             rows.append(compare(module, x, dtype=dtype, **kw).row(group, name))
     return rows
