@@ -9,6 +9,8 @@ This package imports torch; npnet never imports it. Install torch with
   ``.max_rel`` per quantity) judged by ``tolerance(dtype, K) = 4 * eps * sqrt(K)``
   relative to each quantity's scale (see ``reference.compare``).
 - ``python -m reference``: the table of every module and kernel in float64 and float32.
+- ``registry``: one entry per npnet class (twin, error bound, table cases, strategy
+  hook) that all of the above read; see CONTRIBUTING.md, "Adding a layer".
 
 Without torch, ``import reference`` still works, but using any of its names
 (``reference.compare``, ``from reference import lockstep``, ...) raises
@@ -39,6 +41,8 @@ def torch_available():
 
 
 if torch_available():
+    from . import registry  # noqa: F401
+    from . import entries  # noqa: F401  (registers npnet's layers and losses)
     from .compare import CompareResult, compare, tolerance  # noqa: F401
     from .report import Row, format_table  # noqa: F401
     from .twins import ReplayDropout, torch_dtype, twin  # noqa: F401
@@ -52,5 +56,5 @@ else:
             raise AttributeError(name)
         raise TorchMissingError(torch_missing_message(f"reference.{name}"), name="torch")
 
-__all__ = ["twin", "compare", "CompareResult", "tolerance", "ReplayDropout", "torch_dtype", "Row", "format_table",
+__all__ = ["registry", "twin", "compare", "CompareResult", "tolerance", "ReplayDropout", "torch_dtype", "Row", "format_table",
            "INSTALL", "TorchMissingError", "torch_missing_message", "torch_available"]

@@ -14,105 +14,25 @@ import sys
 
 import numpy as np
 
-from npnet import nn
-
 from . import torch_available, torch_missing_message
 from .report import Row, format_table
 
 DTYPES = (np.float64, np.float32)
 
 
-def _rng(seed):
-    return np.random.default_rng(seed)
-
-
-def _with_specials(x, seed, big=1e4):
-    """Some exact zeros and some large magnitudes in a normal sample."""
-    r = _rng(seed)
-    x = x.copy()
-    x[r.random(x.shape) < 0.15] = 0.0
-    big_at = r.random(x.shape) < 0.1
-    x[big_at] = r.choice([-big, big], size=int(big_at.sum())) * r.uniform(0.1, 1.0, int(big_at.sum()))
-    return x
-
-
-def _normal(shape, seed, scale=1.0):
-    return _rng(seed).standard_normal(shape) * scale
-
-
-def _probs(shape, seed, axis=1):
-    z = np.exp(_normal(shape, seed))
-    return z / z.sum(axis=axis, keepdims=True)
-
-
 def module_cases():
-    """(group, name, module, x, compare keyword arguments) for every module and kernel."""
-    r = _rng(0)
-    x = _normal((8, 12), 1)
-    x3 = _normal((4, 3, 5), 2)
-    t8 = _rng(3).integers(0, 12, 8)
-    t_ign = t8.copy()
-    t_ign[[1, 4]] = -1
-    t3 = _rng(4).integers(0, 3, (4, 5))
-    mlp = nn.Sequential(nn.Flatten(), nn.Linear(15, 16, rng=r), nn.ReLU(), nn.Dropout(0.25, rng=r),
-                        nn.Linear(16, 8, rng=r), nn.Tanh(), nn.Linear(8, 3, rng=r))
-    w12 = _rng(5).uniform(0.2, 2.0, 12)
-    big = _rng(6).uniform(-1e4, 1e4, (8, 12))
-    cases = [
-        ("layer", "Linear(12, 6)", nn.Linear(12, 6, rng=r, dtype=np.float64), x, {}),
-        ("layer", "Linear(12, 6, bias=False)", nn.Linear(12, 6, bias=False, rng=r), x, {}),
-        ("layer", "Linear(5, 4) on (4, 3, 5)", nn.Linear(5, 4, rng=r), x3, {}),
-        ("layer", "Linear(12, 6), zeros and 1e4 inputs", nn.Linear(12, 6, rng=r), _with_specials(x, 7), {}),
-        ("layer", "Flatten()", nn.Flatten(), x3, {}),
-        ("layer", "Flatten(0, 1)", nn.Flatten(0, 1), x3, {}),
-        ("layer", "Dropout(0.3), train", nn.Dropout(0.3, rng=_rng(8)), x, {}),
-        ("layer", "Dropout(0.3), eval", nn.Dropout(0.3, rng=_rng(8)), x, {"train": False}),
-        ("layer", "Sequential MLP (Flatten..Dropout..Tanh)", mlp, x3, {}),
-        ("activation", "ReLU, zeros and 1e4 inputs", nn.ReLU(), _with_specials(x, 9), {}),
-        ("activation", "LeakyReLU(0.1), zeros and 1e4", nn.LeakyReLU(0.1), _with_specials(x, 10), {}),
-        ("activation", "Sigmoid, inputs to +-1e4", nn.Sigmoid(), _with_specials(x * 5, 11), {}),
-        ("activation", "Tanh, inputs to +-1e4", nn.Tanh(), _with_specials(x * 2, 12), {}),
-        ("kernel", "softmax(axis=-1)", nn.Softmax(), x, {}),
-        ("kernel", "softmax(axis=1) on (4, 3, 5)", nn.Softmax(axis=1), x3, {}),
-        ("kernel", "softmax, logits to +-1e4", nn.Softmax(), big, {}),
-        ("kernel", "log_softmax(axis=-1)", nn.LogSoftmax(), x, {}),
-        ("kernel", "log_softmax(axis=0)", nn.LogSoftmax(axis=0), x, {}),
-        ("kernel", "log_softmax, logits to +-1e4", nn.LogSoftmax(), big, {}),
-    ]
-    ce = nn.CrossEntropyLoss
-    losses = [
-        ("cross_entropy, indices, mean", ce(), x, t8),
-        ("cross_entropy, indices, sum", ce(reduction="sum"), x, t8),
-        ("cross_entropy, indices, none", ce(reduction="none"), x, t8),
-        ("cross_entropy, probs, mean", ce(), x, _probs(x.shape, 13)),
-        ("cross_entropy, probs, none, smoothing 0.2", ce(reduction="none", label_smoothing=0.2), x, _probs(x.shape, 14)),
-        ("cross_entropy, probs, weight, sum", ce(weight=w12, reduction="sum"), x, _probs(x.shape, 15)),
-        ("cross_entropy, weight", ce(weight=w12), x, t8),
-        ("cross_entropy, ignore_index=-1", ce(ignore_index=-1), x, t_ign),
-        ("cross_entropy, label_smoothing=0.1", ce(label_smoothing=0.1), x, t8),
-        ("cross_entropy, weight+ignore+smoothing", ce(weight=w12, ignore_index=-1, label_smoothing=0.3), x, t_ign),
-        ("cross_entropy, all ignored (nan, as torch)", ce(ignore_index=-1), x, np.full(8, -1)),
-        ("cross_entropy, (N, C, d1), mean", ce(), x3, t3),
-        ("cross_entropy, (N, C, d1), weight, none", ce(weight=w12[:3], reduction="none"), x3, t3),
-        ("cross_entropy, (N, C, d1), probs", ce(label_smoothing=0.1), x3, _probs(x3.shape, 16)),
-        ("cross_entropy, unbatched (C,), target ()", ce(), x[0], np.array(5)),
-        ("cross_entropy, logits to +-1e4", ce(label_smoothing=0.1), big, t8),
-        ("nll_loss, mean", nn.NLLLoss(), x, t8),
-        ("nll_loss, weight+ignore, sum", nn.NLLLoss(weight=w12, ignore_index=-1, reduction="sum"), x, t_ign),
-        ("nll_loss, (N, C, d1), none", nn.NLLLoss(reduction="none"), x3, t3),
-        ("mse_loss, mean", nn.MSELoss(), x, _normal(x.shape, 17)),
-        ("mse_loss, sum", nn.MSELoss(reduction="sum"), x3, _normal(x3.shape, 18)),
-        ("mse_loss, none", nn.MSELoss(reduction="none"), x, _normal(x.shape, 19)),
-    ]
-    cases += [("loss", name, loss, inp, {"target": tgt}) for name, loss, inp, tgt in losses]
-    return cases
+    """(group, name, module, x, compare keyword arguments) for every module and kernel,
+    from the ``cases`` of each ``reference.registry`` entry, in registration order."""
+    from . import registry
+
+    return [(e.group, *case) for e in registry.entries() for case in e.cases()]
 
 
-def module_rows():
-    """One report row per module case and dtype."""
+def module_rows(cases=None):
+    """One report row per module case (default: every registered one) and dtype."""
     from .compare import compare
     rows = []
-    for group, name, module, x, kw in module_cases():
+    for group, name, module, x, kw in module_cases() if cases is None else cases:
         for dtype in DTYPES:
             rows.append(compare(module, x, dtype=dtype, **kw).row(group, name))
     return rows

@@ -21,7 +21,8 @@ input gradient ``"dx"`` and each parameter gradient (``"weight"``, ``"0.bias"``.
   gradient, including the error a gradient inherits from the forward values it
   reads (tanh's 1 - y^2 uses y, which carries forward error), and the flips of a
   ReLU whose input lies within rounding of 0. ``S_q`` is the largest element of
-  q's error scale (at least the smallest normal number), see :func:`_forward_bound`.
+  q's error scale (at least the smallest normal number). Each module's rule is
+  the ``bound`` of its ``reference.registry`` entry.
 - ``c = 4``: both sides round, and two correct implementations stay within about
   eps * sqrt(K) * S_q of each other; 4 leaves room without hiding a real bug,
   which is off by O(S_q).
@@ -46,9 +47,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from npnet import _validate as V
 from npnet import nn
 
+from .registry import backward_bound, entry_for, forward_bound
 from .report import Row
 from .twins import twin
 
@@ -123,8 +124,9 @@ def compare(module, x, dy=None, *, dtype=np.float64, target=None, train=True, se
     Returns:
         A :class:`CompareResult`; ``bool(result)`` is ``result.ok``.
     """
-    dtype = V.float_dtype(dtype)
-    V.float_array(x, "x")
+    dtype = _float_dtype(dtype)
+    _float_array(x, "x")
+    entry = entry_for(module)
     is_loss = not isinstance(module, nn.Module)
     if is_loss and target is None:
         raise TypeError(f"compare: {type(module).__name__} is a loss; pass target=")
@@ -158,13 +160,13 @@ def compare(module, x, dy=None, *, dtype=np.float64, target=None, train=True, se
     # the scales, in float64 from the float64 twin
     X64, dY64 = X.astype(np.float64), dY.astype(np.float64)
     if is_loss:
-        scale, K = _loss_bound(_cast(module, np.float64), X64, target, dY64, ref["dx"].astype(np.float64))
+        scale, K = entry.bound.fn(_cast(module, np.float64), X64, target, dY64, ref["dx"].astype(np.float64))
     else:
         mod64 = _cast(module, np.float64)
         tw64 = twin(mod64, replay=backward).train(train)
-        _, m_out, K = _forward_bound(mod64, tw64, backward, X64, np.zeros_like(X64))
+        _, m_out, K = forward_bound(mod64, tw64, backward, X64, np.zeros_like(X64))
         e = tolerance(dtype, K, c)
-        _, m_dx, m_params = _backward_bound(mod64, tw64, backward, X64, np.zeros_like(X64),
+        _, m_dx, m_params = backward_bound(mod64, tw64, backward, X64, np.zeros_like(X64),
                                             dY64, np.zeros_like(dY64), e)
         scale = {"out": m_out, "dx": m_dx, **m_params}
     tol = tolerance(dtype, K, c)
@@ -202,11 +204,32 @@ def _cast(module, dtype):
     return m
 
 
+def _float_dtype(dtype):
+    try:
+        dt = None if dtype is None else np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
+    return dt
+
+
+def _float_array(x, name):
+    if isinstance(x, np.floating):
+        x = np.asarray(x)
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    return x
+
+
 def _upstream(dy, shape, dtype, seed):
     if dy is None:
         return np.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
-    V.float_array(dy, "dy")
-    V.same_shape(dy, "dy", shape)
+    dy = _float_array(dy, "dy")
+    if dy.shape != tuple(shape):
+        raise ValueError(f"dy must have shape {tuple(shape)}, got {dy.shape}")
     return dy.astype(dtype)
 
 
@@ -246,159 +269,3 @@ def _abs_err(a, b):
     with np.errstate(invalid="ignore"):
         d = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
     return float(np.where(np.isnan(d), np.inf, d).max(initial=0.0))
-
-
-def _run(tw, x):
-    with torch.no_grad():
-        return tw(torch.from_numpy(x)).numpy()
-
-
-def _vjp(tw, x, g):
-    xt = torch.from_numpy(x).requires_grad_()
-    (gx,) = torch.autograd.grad(tw(xt), xt, torch.from_numpy(g))
-    return gx.numpy()
-
-
-def _sum(A, axis):
-    return A.sum(axis=axis, keepdims=True)
-
-
-def _children(backward, n):
-    return getattr(backward, "children", None) or (None,) * n
-
-
-# ------------------------------------------------------------- the running error bound
-
-def _forward_bound(mod, tw, backward, x, m):
-    """Reference output ``y``, its error scale ``m_out`` and the reduction length ``K``
-    of ``mod`` at input ``x`` whose error scale is ``m`` (all float64)."""
-    if isinstance(mod, nn.Sequential):
-        K = 0
-        for child, t, b in zip(mod, tw, _children(backward, len(mod))):
-            x, m, k = _forward_bound(child, t, b, x, m)
-            K += k
-        return x, m, max(K, 1)
-    y = _run(tw, x)
-    ax = np.abs(x)
-    if isinstance(mod, nn.Linear):
-        W, b = np.abs(mod.params["weight"]), np.abs(mod.params.get("bias", 0.0))
-        rows = x.size // max(mod.in_features, 1)
-        return y, (ax + m) @ W.T + b, max(mod.in_features, mod.out_features, rows) + 1
-    if isinstance(mod, nn.ReLU):
-        return y, m, 1                                   # exact, 1-Lipschitz
-    if isinstance(mod, nn.LeakyReLU):
-        s = abs(mod.negative_slope)
-        return y, max(1.0, s) * m + s * ax, 1
-    if isinstance(mod, nn.Sigmoid):
-        return y, np.abs(y) + m / 4, 1                   # sigmoid' <= 1/4
-    if isinstance(mod, nn.Tanh):
-        return y, np.abs(y) + m, 1
-    if isinstance(mod, nn.Softmax):
-        a = mod.axis                                     # |J| = diag(y) + y y^T
-        return y, y * (1 + m + _sum(y * m, a)), x.shape[a]
-    if isinstance(mod, nn.LogSoftmax):
-        a = mod.axis                                     # |J| = I + 1 p^T
-        return y, np.abs(y) + m + _sum(np.exp(y) * m, a), x.shape[a]
-    if isinstance(mod, nn.Dropout):
-        mask = getattr(backward, "mask", None)
-        return y, (m if mask is None else mask * (ax + m)), 1
-    if isinstance(mod, nn.Flatten):
-        return y, m.reshape(y.shape), 1
-    raise TypeError(f"no error bound for {type(mod).__name__}")
-
-
-def _backward_bound(mod, tw, backward, x, m, g, mg, e):
-    """Reference input gradient for upstream ``g`` (error scale ``mg``), its error
-    scale, and the error scales of the parameter gradients. ``e`` is the relative
-    tolerance, used to spot ReLU inputs within rounding of the kink."""
-    if isinstance(mod, nn.Sequential):
-        xs, ms = [], []
-        for child, t, b in zip(mod, tw, _children(backward, len(mod))):
-            xs.append(x)
-            ms.append(m)
-            x, m, _ = _forward_bound(child, t, b, x, m)
-        params = {}
-        bws = _children(backward, len(mod))
-        for i in range(len(mod) - 1, -1, -1):
-            g, mg, p = _backward_bound(mod[i], tw[i], bws[i], xs[i], ms[i], g, mg, e)
-            params.update({f"{i}.{k}": v for k, v in p.items()})
-        return g, mg, params
-    y, m_out, _ = _forward_bound(mod, tw, backward, x, m)
-    gx = _vjp(tw, x, g)
-    ag = np.abs(g)
-    a = ag + mg                                          # the upstream gradient's terms and error
-    ax = np.abs(x)
-    # where the forward error could carry x across 0, a ReLU's gradient may flip: allow all of it
-    kink = (m > 0) & (ax <= e * m)
-    if isinstance(mod, nn.Linear):
-        W = np.abs(mod.params["weight"])
-        a2, x2 = a.reshape(-1, W.shape[0]), (ax + m).reshape(-1, W.shape[1])
-        params = {"weight": a2.T @ x2}
-        if "bias" in mod.params:
-            params["bias"] = a2.sum(axis=0)
-        return gx, a @ W, params
-    if isinstance(mod, nn.ReLU):
-        return gx, mg + np.where(kink, ag / e, 0.0), {}
-    if isinstance(mod, nn.LeakyReLU):
-        s = mod.negative_slope
-        return gx, max(1.0, abs(s)) * mg + abs(s) * ag + np.where(kink, abs(1 - s) * ag / e, 0.0), {}
-    if isinstance(mod, nn.Sigmoid):
-        return gx, a * y * (1 - y) + ag * np.abs(1 - 2 * y) * m_out, {}
-    if isinstance(mod, nn.Tanh):
-        return gx, a * (1 - y * y) + ag * 2 * np.abs(y) * m_out, {}
-    if isinstance(mod, nn.Softmax):
-        ax_ = mod.axis
-        s = _sum(g * y, ax_)
-        return gx, y * (a + _sum(a * y, ax_)) + np.abs(g - s) * m_out + y * _sum(ag * m_out, ax_), {}
-    if isinstance(mod, nn.LogSoftmax):
-        ax_ = mod.axis
-        p = np.exp(y)
-        return gx, a + p * _sum(a, ax_) + np.abs(_sum(g, ax_)) * p * m_out, {}
-    if isinstance(mod, nn.Dropout):
-        mask = getattr(backward, "mask", None)
-        return gx, (mg if mask is None else mask * a), {}
-    if isinstance(mod, nn.Flatten):
-        return gx, mg.reshape(x.shape), {}
-    raise TypeError(f"no error bound for {type(mod).__name__}")
-
-
-def _loss_bound(loss, x, target, dloss, gx):
-    """Scales of a loss and of its input gradient ``gx`` (torch's), and K."""
-    reduction = loss.reduction
-    if isinstance(loss, nn.MSELoss):
-        d2 = (x - target.astype(np.float64)) ** 2
-        out = {"none": d2, "sum": d2.sum(), "mean": d2.sum() / max(d2.size, 1)}[reduction]
-        return {"out": out, "dx": np.abs(gx)}, (1 if reduction == "none" else x.size)
-
-    axis = 0 if x.ndim == 1 else 1
-    C = x.shape[axis]
-    M = x.size // max(C, 1)
-    w = None if loss.weight is None else torch.from_numpy(np.abs(loss.weight))
-    xt = torch.from_numpy(x)
-    probs = target.dtype.kind == "f"
-    tt = torch.from_numpy(target.astype(np.float64) if probs else target.astype(np.int64))
-    if isinstance(loss, nn.CrossEntropyLoss):
-        rows = torch.nn.functional.cross_entropy(xt, tt, weight=w, ignore_index=loss.ignore_index,
-                                                 reduction="none", label_smoothing=loss.label_smoothing)
-    else:
-        rows = torch.nn.functional.nll_loss(xt, tt, weight=w, ignore_index=loss.ignore_index, reduction="none")
-    rows = np.abs(rows.numpy())
-    wabs = np.ones(C) if w is None else w.numpy()
-    if probs:
-        keep, denom = np.ones(rows.shape, bool), float(M)
-    else:
-        keep = target != loss.ignore_index
-        denom = float(wabs[np.where(keep, target, 0)][keep].sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        inv = 1.0 / denom if denom else 0.0
-    out = {"none": rows, "sum": rows.sum(), "mean": rows.sum() * inv}[reduction]
-    K = M if reduction != "none" else 1
-    if isinstance(loss, nn.NLLLoss):
-        return {"out": out, "dx": np.abs(gx)}, K
-    # cross-entropy's gradient is scale * (p * S - T) with S = sum(T) <= w_max * sum|target row|
-    scale = np.abs(dloss) * {"none": 1.0, "sum": 1.0, "mean": inv}[reduction] * keep
-    S = wabs.max(initial=0.0) * (np.abs(target).sum(axis=axis) if probs else 1.0)
-    L = torch.log_softmax(xt, axis).numpy()
-    p = np.exp(L)
-    per_row = np.expand_dims(scale * S, axis)
-    return {"out": out, "dx": np.abs(gx) + per_row * p * (2 + np.abs(L))}, K + C

@@ -1,12 +1,10 @@
 """npnet and torch trained side by side on the same batches (``npnet train --check-torch``)."""
-import copy
-
 import numpy as np
 import torch
 
 from npnet import nn, optim
-from npnet import train as T
-from npnet.nn import functional as F
+
+from .twins import twin
 
 
 class TorchTwin:
@@ -15,9 +13,10 @@ class TorchTwin:
     Built from the npnet model's current parameters (same initial weights) and
     its optimizer's hyperparameters (``torch.optim.SGD``/``Adam``/``AdamW``),
     it replays every batch through torch's autograd with
-    ``torch.nn.CrossEntropyLoss``. Dropout layers draw the very masks npnet
-    draws: the twin holds a copy of each Dropout generator, taken when it is
-    built, and draws with :func:`npnet.nn.functional.dropout_mask`. The
+    ``torch.nn.CrossEntropyLoss``. Each layer's twin is the one its
+    ``reference.registry`` entry declares. Dropout layers draw the very masks
+    npnet draws: the twin holds a copy of each Dropout generator, taken when it
+    is built, and draws with :func:`npnet.nn.functional.dropout_mask`. The
     learning rate is copied from the npnet optimizer before each step, so a
     scheduler is followed.
 
@@ -36,35 +35,15 @@ class TorchTwin:
         self.model, self.optimizer = model, optimizer
         if any(optimizer.state.values()):
             raise ValueError("TorchTwin needs an optimizer without state (build the twin before training)")
-        tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[T._model_dtype(model)]
-
-        class MaskedDropout(torch.nn.Module):
-            def __init__(self, p, rng):
-                super().__init__()
-                self.p, self.rng = p, rng
-
-            def forward(self, x):
-                if not self.training or self.p == 0:
-                    return x
-                mask = F.dropout_mask(tuple(x.shape), self.p, self.rng, np.dtype(str(x.dtype).split(".")[-1]))
-                return x * torch.from_numpy(mask)
-
-        layers = []
-        for m in T._modules(model):
-            if isinstance(m, nn.Linear):
-                layers.append(torch.nn.Linear(m.in_features, m.out_features, bias="bias" in m.params, dtype=tdtype))
-            elif isinstance(m, nn.Flatten):
-                layers.append(torch.nn.Flatten(m.start_axis, m.end_axis))
-            elif isinstance(m, nn.Dropout):
-                layers.append(MaskedDropout(m.p, copy.deepcopy(m.rng)))
-            elif isinstance(m, nn.LeakyReLU):
-                layers.append(torch.nn.LeakyReLU(m.negative_slope))
-            elif type(m) in (nn.ReLU, nn.Sigmoid, nn.Tanh):
-                layers.append(getattr(torch.nn, type(m).__name__)())
-            else:
-                raise ValueError(f"TorchTwin cannot mirror {m!r}")
-        self.net = torch.nn.Sequential(*layers)
-        self.net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.params.items()})
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an npnet Module, got {type(model).__name__}")
+        if model.dtype is None:
+            raise ValueError(f"model has no parameters to train: {model!r}")
+        # the twins declared in reference.registry; Dropout draws from copies of npnet's generators
+        try:
+            self.net = twin(model, replay="rng")
+        except TypeError as e:
+            raise ValueError(f"TorchTwin cannot mirror {model!r}: {e}") from None
         self.net.train()
 
         group = dict(optimizer.param_groups[0])

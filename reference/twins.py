@@ -11,13 +11,19 @@ Dropout draws its mask from torch's generator, which differs from NumPy's. To
 compare one training step, pass ``replay=backward`` (the closure of an npnet
 training forward): every Dropout twin then multiplies by the very mask npnet
 drew (``backward.mask``, reached through ``backward.children`` for a Sequential).
+To train side by side over many steps, pass ``replay="rng"``: every Dropout twin
+then draws from a copy of its npnet module's generator (:class:`GeneratorDropout`).
+
+Each class's builder is declared in its ``reference.registry`` entry.
 """
 import numpy as np
 import torch
 
-from npnet import nn
+from npnet.nn import functional as F
 
-__all__ = ["twin", "ReplayDropout", "torch_dtype"]
+from .registry import entry_for
+
+__all__ = ["twin", "ReplayDropout", "GeneratorDropout", "torch_dtype"]
 
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -47,60 +53,45 @@ class ReplayDropout(torch.nn.Module):
         return f"p={self.p}, replayed mask of shape {tuple(self.mask.shape)}"
 
 
-def _linear(m, replay):
-    dtype = m.params["weight"].dtype
-    t = torch.nn.Linear(m.in_features, m.out_features, bias="bias" in m.params, dtype=torch_dtype(dtype))
-    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.params.items()})
-    return t
+class GeneratorDropout(torch.nn.Module):
+    """Dropout that draws its masks as an npnet Dropout does, from a copy of that
+    module's generator taken when the twin is built, with
+    :func:`npnet.nn.functional.dropout_mask`; so the twin drops exactly what npnet
+    will drop on the same sequence of calls. The identity in eval mode or at p = 0.
+    """
 
+    def __init__(self, p, rng):
+        super().__init__()
+        self.p, self.rng = p, rng
 
-def _dropout(m, replay):
-    mask = getattr(replay, "mask", None)
-    return torch.nn.Dropout(m.p) if mask is None else ReplayDropout(m.p, mask)
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        mask = F.dropout_mask(tuple(x.shape), self.p, self.rng, np.dtype(str(x.dtype).split(".")[-1]))
+        return x * torch.from_numpy(mask)
 
-
-def _sequential(m, replay):
-    children = getattr(replay, "children", None) or (None,) * len(m)
-    return torch.nn.Sequential(*(twin(c, replay=r) for c, r in zip(m, children)))
-
-
-def _weight(w):
-    return None if w is None else torch.from_numpy(np.array(w))
-
-
-_BUILDERS = {
-    nn.Linear: _linear,
-    nn.ReLU: lambda m, r: torch.nn.ReLU(),
-    nn.LeakyReLU: lambda m, r: torch.nn.LeakyReLU(m.negative_slope),
-    nn.Sigmoid: lambda m, r: torch.nn.Sigmoid(),
-    nn.Tanh: lambda m, r: torch.nn.Tanh(),
-    nn.Softmax: lambda m, r: torch.nn.Softmax(dim=m.axis),
-    nn.LogSoftmax: lambda m, r: torch.nn.LogSoftmax(dim=m.axis),
-    nn.Flatten: lambda m, r: torch.nn.Flatten(m.start_axis, m.end_axis),
-    nn.Dropout: _dropout,
-    nn.Sequential: _sequential,
-    nn.CrossEntropyLoss: lambda m, r: torch.nn.CrossEntropyLoss(
-        weight=_weight(m.weight), ignore_index=m.ignore_index, reduction=m.reduction,
-        label_smoothing=m.label_smoothing),
-    nn.NLLLoss: lambda m, r: torch.nn.NLLLoss(weight=_weight(m.weight), ignore_index=m.ignore_index,
-                                              reduction=m.reduction),
-    nn.MSELoss: lambda m, r: torch.nn.MSELoss(reduction=m.reduction),
-}
+    def extra_repr(self):
+        return f"p={self.p}, masks from a copy of npnet's generator"
 
 
 def twin(module, *, replay=None):
     """The ``torch.nn.Module`` equivalent to an npnet module or loss, holding a copy
     of its weights (in the weights' dtype).
 
+    The builder is the one declared in the class's ``reference.registry`` entry.
     Subclasses map to their npnet base class's twin, so a deliberately broken
     ``Linear`` subclass is compared with a correct ``torch.nn.Linear``.
 
     Args:
-        module: an npnet module (Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax,
-            LogSoftmax, Flatten, Dropout, Sequential) or loss (CrossEntropyLoss,
-            NLLLoss, MSELoss).
-        replay: optional backward closure of an npnet training forward of
-            ``module``; Dropout twins then replay its masks.
+        module: a registered npnet module (Linear, ReLU, LeakyReLU, Sigmoid, Tanh,
+            Softmax, LogSoftmax, Flatten, Dropout, Sequential, ...) or loss
+            (CrossEntropyLoss, NLLLoss, MSELoss).
+        replay: optional. The backward closure of an npnet training forward of
+            ``module``: Dropout twins then replay its masks. ``"rng"``: Dropout
+            twins draw from copies of the npnet modules' generators.
+
+    Raises:
+        TypeError: no entry for the module's class.
 
     Returns:
         A torch module. Its ``train()``/``eval()`` mode is torch's default (training);
@@ -113,8 +104,4 @@ def twin(module, *, replay=None):
         >>> sorted(t.state_dict()) == sorted(layer.params)
         True
     """
-    for cls in type(module).__mro__:
-        if cls in _BUILDERS:
-            return _BUILDERS[cls](module, replay)
-    raise TypeError(f"no torch twin for {type(module).__name__}; known: "
-                    f"{', '.join(c.__name__ for c in _BUILDERS)}")
+    return entry_for(module).twin(module, replay)

@@ -1,4 +1,5 @@
-"""Shared test set-up: hypothesis profiles, and the one guard of the real-data tests.
+"""Shared test set-up: hypothesis profiles, the one guard of the real-data tests, and the
+torch_one_thread fixture.
 
 Profiles: "ci" (bounded, used by .ci/run and whenever CI is set), "dev" (the
 default, a little more), "thorough" (for a long local run:
@@ -51,3 +52,18 @@ def pytest_runtest_setup(item):
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI is set but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run torch on one thread for the module's tests, then restore the setting.
+
+    These tensors are tiny; on a busy 2-core machine waking torch's thread pool
+    costs about 10 ms per op against 4 us of arithmetic.
+    """
+    import torch     # here, not at the top: most test files never need torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

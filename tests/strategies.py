@@ -6,12 +6,11 @@ hypothesis having to find them; shapes shrink toward 1 (batch 1, width 1, a
 single class).
 """
 import numpy as np
-import pytest
-import torch
 from hypothesis import strategies as st
 
+from conftest import torch_one_thread  # noqa: F401  (the fixture lives in conftest; kept importable from here)
 from npnet import nn
-from reference import tolerance
+from reference import registry, tolerance
 
 BIG = 1e4
 DTYPES = (np.float32, np.float64)
@@ -19,19 +18,6 @@ DTYPES = (np.float32, np.float64)
 dtypes = st.sampled_from(DTYPES)
 sizes = st.integers(1, 6)
 seeds = st.integers(0, 2**32 - 1)
-
-
-@pytest.fixture(scope="module")
-def torch_one_thread():
-    """Run torch on one thread for the module's tests, then restore the setting.
-
-    These tensors are tiny; on a busy 2-core machine waking torch's thread pool
-    costs about 10 ms per op against 4 us of arithmetic.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -92,26 +78,72 @@ def linears(draw, in_features, out_features, dtype=np.float64):
 negative_slopes = st.sampled_from([0.0, 0.01, 0.2, 1.0, 3.0, -0.5])
 
 
+class Drawer:
+    """What a registry entry's strategy hook draws through (see reference.registry):
+    each method is one hypothesis draw, so failures shrink."""
+
+    def __init__(self, draw, dtype):
+        self._draw, self.dtype = draw, np.dtype(dtype)
+
+    def integers(self, low, high):
+        return self._draw(st.integers(low, high))
+
+    def choice(self, options):
+        return self._draw(st.sampled_from(list(options)))
+
+    def boolean(self):
+        return self._draw(st.booleans())
+
+    def rng(self):
+        return np.random.default_rng(self._draw(seeds))
+
+    def array(self, shape, **kw):
+        return self._draw(float_arrays(tuple(shape), self.dtype, **kw))
+
+
+@st.composite
+def registered_modules(draw, shape, dtype=np.float64, groups=("layer", "activation", "kernel", "loss")):
+    """(entry, module, compare keyword arguments) from any registered entry of ``groups``,
+    for an input of ``shape``: the entry's strategy hook decides the rest."""
+    entry = draw(st.sampled_from(registry.entries(*groups)))
+    module, kw = entry.strategy(Drawer(draw, dtype), tuple(shape))
+    if isinstance(module, nn.Module):
+        module.to(dtype)
+    return entry, module, kw
+
+
+@st.composite
+def registered_cases(draw, groups=("layer", "activation", "kernel", "loss")):
+    """(entry, module, x, dy, dtype, compare keyword arguments) for the property test of
+    every registered entry: a drawn dtype and shape, values with zeros and large
+    magnitudes, and a random upstream gradient shaped like the output."""
+    dtype = draw(dtypes)
+    shape = draw(shapes())
+    entry, module, kw = draw(registered_modules(shape, dtype, groups))
+    x = draw(float_arrays(shape, dtype))
+    out_shape = np.shape(module(x, kw["target"]) if entry.is_loss else module(x))
+    return entry, module, x, draw(upstream(out_shape, dtype)), dtype, kw
+
+
 @st.composite
 def activations(draw, ndim):
-    """A parameterless module that keeps its input's shape, for an input of ``ndim`` axes."""
-    axis = draw(st.integers(-ndim, ndim - 1))
-    return draw(st.sampled_from([
-        nn.ReLU(), nn.LeakyReLU(draw(negative_slopes)), nn.Sigmoid(), nn.Tanh(),
-        nn.Softmax(axis=axis), nn.LogSoftmax(axis=axis),
-    ]))
+    """A registered parameterless module that keeps its input's shape (groups
+    "activation" and "kernel"), for an input of ``ndim`` axes."""
+    _, module, _ = draw(registered_modules((1,) * ndim, groups=("activation", "kernel")))
+    return module
 
 
 @st.composite
 def mlps(draw, in_shape, out_features):
-    """Sequential(Flatten, [Linear, activation, Dropout?] * depth, Linear) for inputs (N, *in_shape)."""
+    """Sequential(Flatten, [Linear, activation, Dropout?] * depth, Linear) for inputs (N, *in_shape);
+    the activations are the registered elementwise ones (group "activation")."""
     r = np.random.default_rng(draw(seeds))
     width = int(np.prod(in_shape))
     layers = [nn.Flatten()]
     for _ in range(draw(st.integers(0, 2))):
         hidden = draw(sizes)
         layers.append(nn.Linear(width, hidden, bias=draw(st.booleans()), rng=r))
-        layers.append(draw(st.sampled_from([nn.ReLU(), nn.LeakyReLU(0.1), nn.Tanh(), nn.Sigmoid()])))
+        layers.append(draw(registered_modules((1, hidden), np.float32, groups=("activation",)))[1])
         if draw(st.booleans()):
             layers.append(nn.Dropout(draw(st.sampled_from([0.0, 0.3, 0.7])), rng=r))
         width = hidden

@@ -3,6 +3,8 @@ and the ``python -m reference`` table.
 
 torch runs on one thread here (the torch_one_thread fixture).
 """
+import ast
+import pathlib
 import sys
 import types
 
@@ -15,8 +17,8 @@ from hypothesis import strategies as st
 import reference
 import reference.__main__ as cli
 from npnet import nn
-from reference import ReplayDropout, Row, compare, tolerance, twin
-from strategies import dtypes, mlps, shapes, sizes, torch_one_thread  # noqa: F401
+from reference import ReplayDropout, Row, compare, registry, tolerance, twin
+from strategies import dtypes, mlps, registered_cases, shapes, sizes, torch_one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -245,3 +247,102 @@ def test_init_optim_rows_come_from_their_module_or_a_note(monkeypatch):
     monkeypatch.delattr(reference, "checks_init_optim", raising=False)
     (note,) = cli.init_optim_rows()
     assert note.ok and "skipped" in note.name
+
+
+# ---------------------------------------------------------------------- the registry
+
+@given(case=registered_cases())
+def test_every_registered_module_matches_torch(case):
+    entry, module, x, dy, dtype, kw = case
+    result = compare(module, x, dy, dtype=dtype, **kw)
+    assert result.ok, f"{entry.cls.__name__}: {module!r}\n{result}"
+
+
+def test_every_public_layer_and_loss_has_a_registry_entry():
+    public = [getattr(nn, name) for name in nn.__all__]
+    classes = [c for c in public if isinstance(c, type) and c is not nn.Module]
+    assert classes, "npnet.nn lists no classes"
+    missing = [c.__name__ for c in classes if c not in {e.cls for e in registry.entries()}]
+    assert not missing
+    for e in registry.entries():
+        assert e.cases(), e.cls.__name__          # each has rows in python -m reference
+
+
+def _complete(**over):
+    fields = dict(group="activation", twin=lambda m, replay: torch.nn.Identity(),
+                  bound=registry.elementwise(lambda b: b.m, lambda b: b.mg),
+                  cases=lambda: [], strategy=lambda d, shape: (None, {}))
+    fields.update(over)
+    return fields
+
+
+def test_register_refuses_an_incomplete_or_wrong_entry_when_it_is_made():
+    class Toy(nn.Module):
+        pass
+
+    with registry.scoped():
+        with pytest.raises(TypeError, match="bound"):
+            registry.register(Toy, **{k: v for k, v in _complete().items() if k != "bound"})
+        with pytest.raises(TypeError, match="bound"):
+            registry.register(Toy, **_complete(bound=None))
+        with pytest.raises(TypeError, match="bound"):                  # a module given a loss's rule
+            registry.register(Toy, **_complete(bound=registry.LossBound(lambda *a: ({}, 1))))
+        with pytest.raises(TypeError, match="twin"):
+            registry.register(Toy, **_complete(twin=None))
+        with pytest.raises(TypeError, match="strategy"):
+            registry.register(Toy, **_complete(strategy="relu"))
+        with pytest.raises(ValueError, match="group"):
+            registry.register(Toy, **_complete(group="layers"))
+        with pytest.raises(TypeError, match="K"):
+            registry.Bound(lambda b: b.m, lambda b: b.mg, K="in_features")
+        with pytest.raises(TypeError, match="cls"):
+            registry.register("Toy", **_complete())
+        with pytest.raises(ValueError, match="already registered"):
+            registry.register(nn.ReLU, **_complete())
+        assert Toy not in {e.cls for e in registry.entries()}
+        registry.register(Toy, **_complete())
+        assert registry.entry_for(Toy()).cls is Toy
+    assert Toy not in {e.cls for e in registry.entries()}          # scoped() put the registry back
+    with pytest.raises(TypeError, match="no torch twin for Toy"):
+        twin(Toy())
+
+
+def _imports(path):
+    """(module, name, bound as) for every import in a file, resolving relative ones inside reference/."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, None, a.asname or a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = "reference" + ("." + base if base else "")
+            for a in node.names:
+                yield base, a.name, a.asname or a.name
+
+
+def _private_npnet_names(root):
+    private = []
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text()
+        npnet_aliases = set()
+        for module, name, alias in _imports(path):
+            if module.split(".")[0] != "npnet":
+                continue
+            if any(part.startswith("_") for part in module.split(".")) or (name or "").startswith("_"):
+                private.append(f"{path.name}: from {module} import {name}")
+            npnet_aliases.add(alias)
+        for node in ast.walk(ast.parse(text)):
+            # an underscored attribute of an npnet name (train._modules, ...)
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id in npnet_aliases):
+                private.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
+    return private
+
+
+def test_reference_uses_npnet_public_names_only(tmp_path):
+    assert _private_npnet_names(pathlib.Path(reference.__file__).parent) == []
+    # and the check sees both kinds of back door
+    (tmp_path / "a.py").write_text("from npnet import _validate as V\nfrom npnet import train as T\nT._modules(1)\n")
+    assert len(_private_npnet_names(tmp_path)) == 2

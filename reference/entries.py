@@ -1,0 +1,393 @@
+"""The registry entries of npnet's own layers and losses: for each, its torch twin,
+its error bound, its rows in ``python -m reference`` and its strategy hook.
+
+One block per class, in the order of the table. The vocabulary is
+``reference.registry``'s; ``b`` in a bound is its namespace of the module's input,
+output, upstream gradient and their error scales.
+"""
+import copy
+
+import numpy as np
+import torch
+
+from npnet import nn
+
+from . import registry
+from .registry import Bound, LossBound, along_axis, axis_sum, chain, elementwise, moves_values
+from .twins import GeneratorDropout, ReplayDropout, torch_dtype, twin
+
+# ------------------------------------------------------------------- shared samples
+#
+# Seeds are fixed so that two runs of ``python -m reference`` print the same table.
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _normal(shape, seed, scale=1.0):
+    return _rng(seed).standard_normal(shape) * scale
+
+
+def _with_specials(x, seed, big=1e4):
+    """Some exact zeros and some large magnitudes in a normal sample."""
+    r = _rng(seed)
+    x = x.copy()
+    x[r.random(x.shape) < 0.15] = 0.0
+    big_at = r.random(x.shape) < 0.1
+    x[big_at] = r.choice([-big, big], size=int(big_at.sum())) * r.uniform(0.1, 1.0, int(big_at.sum()))
+    return x
+
+
+def _probs(shape, seed, axis=1):
+    z = np.exp(_normal(shape, seed))
+    return z / z.sum(axis=axis, keepdims=True)
+
+
+def _x():
+    return _normal((8, 12), 1)
+
+
+def _x3():
+    return _normal((4, 3, 5), 2)
+
+
+def _big():
+    return _rng(6).uniform(-1e4, 1e4, (8, 12))
+
+
+def _weighted():
+    """The table's MLP and Linear layers, drawn from one generator in this order (the
+    MLP's Dropout keeps drawing from it, so its masks depend on the whole stream)."""
+    r = _rng(0)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(15, 16, rng=r), nn.ReLU(), nn.Dropout(0.25, rng=r),
+                        nn.Linear(16, 8, rng=r), nn.Tanh(), nn.Linear(8, 3, rng=r))
+    linears = [nn.Linear(12, 6, rng=r, dtype=np.float64), nn.Linear(12, 6, bias=False, rng=r),
+               nn.Linear(5, 4, rng=r), nn.Linear(12, 6, rng=r)]
+    return mlp, linears
+
+
+def _axis(d, shape):
+    return d.integers(-len(shape), len(shape) - 1)
+
+
+# --------------------------------------------------------------------------- Linear
+
+def _linear_twin(m, replay):
+    t = torch.nn.Linear(m.in_features, m.out_features, bias="bias" in m.params,
+                        dtype=torch_dtype(m.params["weight"].dtype))
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.params.items()})
+    return t
+
+
+def _linear_backward(b):
+    W = np.abs(b.mod.params["weight"])
+    a2, x2 = b.a.reshape(-1, W.shape[0]), (b.ax + b.m).reshape(-1, W.shape[1])
+    params = {"weight": a2.T @ x2}
+    if "bias" in b.mod.params:
+        params["bias"] = a2.sum(axis=0)
+    return b.a @ W, params
+
+
+def _linear_cases():
+    _, (a, b, c, d) = _weighted()
+    x = _x()
+    return [
+        ("Linear(12, 6)", a, x, {}),
+        ("Linear(12, 6, bias=False)", b, x, {}),
+        ("Linear(5, 4) on (4, 3, 5)", c, _x3(), {}),
+        ("Linear(12, 6), zeros and 1e4 inputs", d, _with_specials(x, 7), {}),
+    ]
+
+
+def _linear_strategy(d, shape):
+    layer = nn.Linear(shape[-1], d.integers(1, 6), bias=d.boolean(), rng=d.rng(), dtype=d.dtype)
+    if d.boolean():     # drawn weights: exact zeros and large values
+        layer.load_state_dict({k: d.array(v.shape, big=30.0) for k, v in layer.params.items()})
+    return layer, {}
+
+
+registry.register(
+    nn.Linear, group="layer", twin=_linear_twin,
+    # y = x W^T + b: each output sums in_features products; dW sums over the rows
+    bound=Bound(lambda b: (b.ax + b.m) @ np.abs(b.mod.params["weight"]).T + np.abs(b.mod.params.get("bias", 0.0)),
+                _linear_backward,
+                K=lambda mod, x: max(mod.in_features, mod.out_features, x.size // max(mod.in_features, 1)) + 1),
+    cases=_linear_cases, strategy=_linear_strategy)
+
+
+# -------------------------------------------------------------------------- Flatten
+
+def _flatten_strategy(d, shape):
+    n = len(shape)
+    start = d.integers(-n, n - 1)
+    end = d.integers(start % n, n - 1) - d.choice([0, n])
+    return nn.Flatten(start, end), {}
+
+
+registry.register(
+    nn.Flatten, group="layer", twin=lambda m, replay: torch.nn.Flatten(m.start_axis, m.end_axis),
+    bound=moves_values(),
+    cases=lambda: [("Flatten()", nn.Flatten(), _x3(), {}), ("Flatten(0, 1)", nn.Flatten(0, 1), _x3(), {})],
+    strategy=_flatten_strategy)
+
+
+# -------------------------------------------------------------------------- Dropout
+
+def _dropout_twin(m, replay):
+    if replay == "rng":
+        return GeneratorDropout(m.p, copy.deepcopy(m.rng))
+    mask = getattr(replay, "mask", None)
+    return torch.nn.Dropout(m.p) if mask is None else ReplayDropout(m.p, mask)
+
+
+registry.register(
+    nn.Dropout, group="layer", twin=_dropout_twin,
+    # y = mask * x, the mask already scaled by 1 / (1 - p)
+    bound=elementwise(lambda b: b.m if b.mask is None else b.mask * (b.ax + b.m),
+                      lambda b: b.mg if b.mask is None else b.mask * b.a),
+    cases=lambda: [("Dropout(0.3), train", nn.Dropout(0.3, rng=_rng(8)), _x(), {}),
+                   ("Dropout(0.3), eval", nn.Dropout(0.3, rng=_rng(8)), _x(), {"train": False})],
+    strategy=lambda d, shape: (nn.Dropout(d.choice([0.0, 0.3, 0.5, 0.9, 1.0]), rng=d.rng()), {"train": d.boolean()}))
+
+
+# ----------------------------------------------------------------------- Sequential
+
+def _sequential_twin(m, replay):
+    children = [replay] * len(m) if replay == "rng" else getattr(replay, "children", None) or [None] * len(m)
+    return torch.nn.Sequential(*(twin(c, replay=r) for c, r in zip(m, children)))
+
+
+def _sequential_strategy(d, shape):
+    """One to three registered layers chained on the input's shape."""
+    choices = [e for e in registry.entries("layer", "activation", "kernel") if e.cls is not nn.Sequential]
+    modules = []
+    for _ in range(d.integers(1, 3)):
+        module, _ = d.choice(choices).strategy(d, shape)
+        modules.append(module)
+        shape = module(np.zeros(shape, d.dtype)).shape
+        if not shape:
+            break
+    return nn.Sequential(*modules), {"train": d.boolean()}
+
+
+registry.register(
+    nn.Sequential, group="layer", twin=_sequential_twin, bound=chain(),
+    cases=lambda: [("Sequential MLP (Flatten..Dropout..Tanh)", _weighted()[0], _x3(), {})],
+    strategy=_sequential_strategy)
+
+
+# ------------------------------------------------------------------- activations
+
+registry.register(
+    nn.ReLU, group="activation", twin=lambda m, replay: torch.nn.ReLU(),
+    # exact and 1-Lipschitz; where x lies within rounding of 0 the gradient may flip: allow all of it
+    bound=elementwise(lambda b: b.m, lambda b: b.mg + np.where(b.kink, b.ag / b.e, 0.0)),
+    cases=lambda: [("ReLU, zeros and 1e4 inputs", nn.ReLU(), _with_specials(_x(), 9), {})],
+    strategy=lambda d, shape: (nn.ReLU(), {}))
+
+SLOPES = (0.0, 0.01, 0.2, 1.0, 3.0, -0.5)
+
+
+def _leaky_backward(b):
+    s = b.mod.negative_slope
+    return max(1.0, abs(s)) * b.mg + abs(s) * b.ag + np.where(b.kink, abs(1 - s) * b.ag / b.e, 0.0)
+
+
+registry.register(
+    nn.LeakyReLU, group="activation", twin=lambda m, replay: torch.nn.LeakyReLU(m.negative_slope),
+    bound=elementwise(lambda b: max(1.0, abs(b.mod.negative_slope)) * b.m + abs(b.mod.negative_slope) * b.ax,
+                      _leaky_backward),
+    cases=lambda: [("LeakyReLU(0.1), zeros and 1e4", nn.LeakyReLU(0.1), _with_specials(_x(), 10), {})],
+    strategy=lambda d, shape: (nn.LeakyReLU(d.choice(SLOPES)), {}))
+
+registry.register(
+    nn.Sigmoid, group="activation", twin=lambda m, replay: torch.nn.Sigmoid(),
+    # sigmoid' = y (1 - y) <= 1/4; the backward reads y, which carries forward error
+    bound=elementwise(lambda b: np.abs(b.y) + b.m / 4,
+                      lambda b: b.a * b.y * (1 - b.y) + b.ag * np.abs(1 - 2 * b.y) * b.m_out),
+    cases=lambda: [("Sigmoid, inputs to +-1e4", nn.Sigmoid(), _with_specials(_x() * 5, 11), {})],
+    strategy=lambda d, shape: (nn.Sigmoid(), {}))
+
+registry.register(
+    nn.Tanh, group="activation", twin=lambda m, replay: torch.nn.Tanh(),
+    # tanh' = 1 - y^2 <= 1, read from y
+    bound=elementwise(lambda b: np.abs(b.y) + b.m,
+                      lambda b: b.a * (1 - b.y * b.y) + b.ag * 2 * np.abs(b.y) * b.m_out),
+    cases=lambda: [("Tanh, inputs to +-1e4", nn.Tanh(), _with_specials(_x() * 2, 12), {})],
+    strategy=lambda d, shape: (nn.Tanh(), {}))
+
+
+# ----------------------------------------------------------------- softmax kernels
+
+def _softmax_backward(b):
+    a = b.mod.axis
+    s = axis_sum(b.g * b.y, a)
+    return b.y * (b.a + axis_sum(b.a * b.y, a)) + np.abs(b.g - s) * b.m_out + b.y * axis_sum(b.ag * b.m_out, a)
+
+
+registry.register(
+    nn.Softmax, group="kernel", twin=lambda m, replay: torch.nn.Softmax(dim=m.axis),
+    # |J| = diag(y) + y y^T
+    bound=along_axis(lambda b: b.y * (1 + b.m + axis_sum(b.y * b.m, b.mod.axis)), _softmax_backward),
+    cases=lambda: [("softmax(axis=-1)", nn.Softmax(), _x(), {}),
+                   ("softmax(axis=1) on (4, 3, 5)", nn.Softmax(axis=1), _x3(), {}),
+                   ("softmax, logits to +-1e4", nn.Softmax(), _big(), {})],
+    strategy=lambda d, shape: (nn.Softmax(axis=_axis(d, shape)), {}))
+
+
+def _log_softmax_backward(b):
+    a, p = b.mod.axis, np.exp(b.y)
+    return b.a + p * axis_sum(b.a, a) + np.abs(axis_sum(b.g, a)) * p * b.m_out
+
+
+registry.register(
+    nn.LogSoftmax, group="kernel", twin=lambda m, replay: torch.nn.LogSoftmax(dim=m.axis),
+    # |J| = I + 1 p^T
+    bound=along_axis(lambda b: np.abs(b.y) + b.m + axis_sum(np.exp(b.y) * b.m, b.mod.axis), _log_softmax_backward),
+    cases=lambda: [("log_softmax(axis=-1)", nn.LogSoftmax(), _x(), {}),
+                   ("log_softmax(axis=0)", nn.LogSoftmax(axis=0), _x(), {}),
+                   ("log_softmax, logits to +-1e4", nn.LogSoftmax(), _big(), {})],
+    strategy=lambda d, shape: (nn.LogSoftmax(axis=_axis(d, shape)), {}))
+
+
+# --------------------------------------------------------------------------- losses
+
+def _weight(w):
+    return None if w is None else torch.from_numpy(np.array(w))
+
+
+def _class_loss_bound(loss, x, target, dloss, gx):
+    """Scales of a cross-entropy or NLL loss and of its input gradient ``gx``, and K."""
+    reduction = loss.reduction
+    axis = 0 if x.ndim == 1 else 1
+    C = x.shape[axis]
+    M = x.size // max(C, 1)
+    w = None if loss.weight is None else torch.from_numpy(np.abs(loss.weight))
+    xt = torch.from_numpy(x)
+    probs = target.dtype.kind == "f"
+    tt = torch.from_numpy(target.astype(np.float64) if probs else target.astype(np.int64))
+    if isinstance(loss, nn.CrossEntropyLoss):
+        rows = torch.nn.functional.cross_entropy(xt, tt, weight=w, ignore_index=loss.ignore_index,
+                                                 reduction="none", label_smoothing=loss.label_smoothing)
+    else:
+        rows = torch.nn.functional.nll_loss(xt, tt, weight=w, ignore_index=loss.ignore_index, reduction="none")
+    rows = np.abs(rows.numpy())
+    wabs = np.ones(C) if w is None else w.numpy()
+    if probs:
+        keep, denom = np.ones(rows.shape, bool), float(M)
+    else:
+        keep = target != loss.ignore_index
+        denom = float(wabs[np.where(keep, target, 0)][keep].sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = 1.0 / denom if denom else 0.0
+    out = {"none": rows, "sum": rows.sum(), "mean": rows.sum() * inv}[reduction]
+    K = M if reduction != "none" else 1
+    if not isinstance(loss, nn.CrossEntropyLoss):
+        return {"out": out, "dx": np.abs(gx)}, K
+    # cross-entropy's gradient is scale * (p * S - T) with S = sum(T) <= w_max * sum|target row|
+    scale = np.abs(dloss) * {"none": 1.0, "sum": 1.0, "mean": inv}[reduction] * keep
+    S = wabs.max(initial=0.0) * (np.abs(target).sum(axis=axis) if probs else 1.0)
+    L = torch.log_softmax(xt, axis).numpy()
+    p = np.exp(L)
+    per_row = np.expand_dims(scale * S, axis)
+    return {"out": out, "dx": np.abs(gx) + per_row * p * (2 + np.abs(L))}, K + C
+
+
+def _class_loss_strategy(d, shape, *, nll):
+    """Any layout, index or probability targets, weight, ignore_index (hit by some or all
+    targets), label_smoothing and each reduction; classes on axis 0 of a vector, else 1."""
+    axis = 0 if len(shape) == 1 else 1
+    C = shape[axis]
+    kw = {"reduction": d.choice(["mean", "sum", "none"])}
+    if d.boolean():
+        kw["weight"] = d.rng().uniform(0.1, 3.0, C).astype(d.dtype)
+    if not nll and d.boolean():
+        kw["label_smoothing"] = d.choice([0.0, 0.1, 0.5, 1.0])
+    r = d.rng()
+    if not nll and d.boolean():
+        z = np.exp(r.standard_normal(shape) * 2)
+        if d.boolean():
+            z = (z == z.max(axis=axis, keepdims=True)).astype(float)
+        target = (z / z.sum(axis=axis, keepdims=True)).astype(d.dtype)
+    else:
+        target = r.integers(0, C, shape[:axis] + shape[axis + 1:])
+        ignore = d.choice([None, -100, -1, 0])
+        if ignore is not None:
+            kw["ignore_index"] = ignore
+            target = np.where(r.random(target.shape) < d.choice([0.3, 1.0]), ignore, target)
+    cls = nn.NLLLoss if nll else nn.CrossEntropyLoss
+    return cls(**kw), {"target": target}
+
+
+def _ce_cases():
+    ce, x, x3, big = nn.CrossEntropyLoss, _x(), _x3(), _big()
+    t8 = _rng(3).integers(0, 12, 8)
+    t_ign = t8.copy()
+    t_ign[[1, 4]] = -1
+    t3 = _rng(4).integers(0, 3, (4, 5))
+    w12 = _rng(5).uniform(0.2, 2.0, 12)
+    rows = [
+        ("cross_entropy, indices, mean", ce(), x, t8),
+        ("cross_entropy, indices, sum", ce(reduction="sum"), x, t8),
+        ("cross_entropy, indices, none", ce(reduction="none"), x, t8),
+        ("cross_entropy, probs, mean", ce(), x, _probs(x.shape, 13)),
+        ("cross_entropy, probs, none, smoothing 0.2", ce(reduction="none", label_smoothing=0.2), x, _probs(x.shape, 14)),
+        ("cross_entropy, probs, weight, sum", ce(weight=w12, reduction="sum"), x, _probs(x.shape, 15)),
+        ("cross_entropy, weight", ce(weight=w12), x, t8),
+        ("cross_entropy, ignore_index=-1", ce(ignore_index=-1), x, t_ign),
+        ("cross_entropy, label_smoothing=0.1", ce(label_smoothing=0.1), x, t8),
+        ("cross_entropy, weight+ignore+smoothing", ce(weight=w12, ignore_index=-1, label_smoothing=0.3), x, t_ign),
+        ("cross_entropy, all ignored (nan, as torch)", ce(ignore_index=-1), x, np.full(8, -1)),
+        ("cross_entropy, (N, C, d1), mean", ce(), x3, t3),
+        ("cross_entropy, (N, C, d1), weight, none", ce(weight=w12[:3], reduction="none"), x3, t3),
+        ("cross_entropy, (N, C, d1), probs", ce(label_smoothing=0.1), x3, _probs(x3.shape, 16)),
+        ("cross_entropy, unbatched (C,), target ()", ce(), x[0], np.array(5)),
+        ("cross_entropy, logits to +-1e4", ce(label_smoothing=0.1), big, t8),
+    ]
+    return [(name, loss, inp, {"target": t}) for name, loss, inp, t in rows]
+
+
+def _nll_cases():
+    x, x3 = _x(), _x3()
+    t8 = _rng(3).integers(0, 12, 8)
+    t_ign = t8.copy()
+    t_ign[[1, 4]] = -1
+    t3 = _rng(4).integers(0, 3, (4, 5))
+    w12 = _rng(5).uniform(0.2, 2.0, 12)
+    return [
+        ("nll_loss, mean", nn.NLLLoss(), x, {"target": t8}),
+        ("nll_loss, weight+ignore, sum", nn.NLLLoss(weight=w12, ignore_index=-1, reduction="sum"), x,
+         {"target": t_ign}),
+        ("nll_loss, (N, C, d1), none", nn.NLLLoss(reduction="none"), x3, {"target": t3}),
+    ]
+
+
+registry.register(
+    nn.CrossEntropyLoss, group="loss",
+    twin=lambda m, replay: torch.nn.CrossEntropyLoss(weight=_weight(m.weight), ignore_index=m.ignore_index,
+                                                     reduction=m.reduction, label_smoothing=m.label_smoothing),
+    bound=LossBound(_class_loss_bound), cases=_ce_cases,
+    strategy=lambda d, shape: _class_loss_strategy(d, shape, nll=False))
+
+registry.register(
+    nn.NLLLoss, group="loss",
+    twin=lambda m, replay: torch.nn.NLLLoss(weight=_weight(m.weight), ignore_index=m.ignore_index,
+                                            reduction=m.reduction),
+    bound=LossBound(_class_loss_bound), cases=_nll_cases,
+    strategy=lambda d, shape: _class_loss_strategy(d, shape, nll=True))
+
+
+def _mse_bound(loss, x, target, dloss, gx):
+    d2 = (x - target.astype(np.float64)) ** 2
+    out = {"none": d2, "sum": d2.sum(), "mean": d2.sum() / max(d2.size, 1)}[loss.reduction]
+    return {"out": out, "dx": np.abs(gx)}, (1 if loss.reduction == "none" else x.size)
+
+
+registry.register(
+    nn.MSELoss, group="loss", twin=lambda m, replay: torch.nn.MSELoss(reduction=m.reduction),
+    bound=LossBound(_mse_bound),
+    cases=lambda: [("mse_loss, mean", nn.MSELoss(), _x(), {"target": _normal((8, 12), 17)}),
+                   ("mse_loss, sum", nn.MSELoss(reduction="sum"), _x3(), {"target": _normal((4, 3, 5), 18)}),
+                   ("mse_loss, none", nn.MSELoss(reduction="none"), _x(), {"target": _normal((8, 12), 19)})],
+    strategy=lambda d, shape: (nn.MSELoss(d.choice(["mean", "sum", "none"])), {"target": d.array(shape)}))
