@@ -71,18 +71,18 @@ def test_make_test_obtains_the_data_before_the_suite_and_installs_once(fake_make
     assert proc.returncode == 0, proc.stderr
     installs = [c for c in commands if " -m pip install" in c]
     assert installs == ["python -m pip install -q -e .[test]"]
-    data = commands.index("python -m npnet data")
+    data = commands.index("python -m npnet data --quiet")
     assert data < commands.index("python -m pytest")
     # `make train` afterwards reuses the test install: the data step runs, nothing is installed.
     proc, commands = fake_make("data")
     assert proc.returncode == 0, proc.stderr
-    assert commands == ["python -m npnet data"]
+    assert commands == ["python -m npnet data --quiet"]
 
 
 def test_make_test_runs_the_suite_when_the_data_cannot_be_had(fake_make):
     proc, commands = fake_make("test", data_status=1)
     assert proc.returncode == 0, proc.stderr
-    assert commands.index("python -m npnet data") < commands.index("python -m pytest")
+    assert commands.index("python -m npnet data --quiet") < commands.index("python -m pytest")
     assert any(c.startswith("apt-get") for c in commands)   # the same fallback as `make train`
     assert "Fashion-MNIST could not be obtained" in proc.stdout + proc.stderr
 
