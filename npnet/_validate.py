@@ -150,3 +150,13 @@ def float_dtype(dtype, name="dtype"):
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be np.float32 or np.float64, got {dt}")
     return dt
+
+
+def ndarray(x, name, *, sample_axis=False):
+    """Return ``x`` if it is a numpy.ndarray of any dtype, else raise; with
+    ``sample_axis`` it must also have a first axis to index samples by."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {describe(x)}")
+    if sample_axis and x.ndim < 1:
+        raise ValueError(f"{name} must have a sample axis, got shape {x.shape}")
+    return x

@@ -1,7 +1,7 @@
 """npnet.data: the IDX reader, Fashion-MNIST sources and download, DataLoader, k-fold.
 
 No test touches the network: downloads go to tests/httpserver.py on 127.0.0.1.
-Fashion-MNIST-shaped sources are generated small (npnet.data._COUNTS patched to
+Fashion-MNIST-shaped sources are generated small (npnet.data.fashion_mnist._COUNTS patched to
 12 train / 6 test images); the real files are tested under ``-m realdata``.
 """
 import gzip
@@ -239,9 +239,9 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     for var in ("NPNET_DATA", "NPNET_FASHION_MNIST_URL", "http_proxy", "HTTP_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(system),))
-    monkeypatch.setattr(data, "_COUNTS", dict(SMALL))
-    monkeypatch.setattr(data, "_RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(data.sources, "SYSTEM_DIRS", (str(system),))
+    monkeypatch.setattr(data.fashion_mnist, "_COUNTS", dict(SMALL))
+    monkeypatch.setattr(data.download, "_RETRY_BACKOFF", 0.0)
 
     class Env:
         pass
@@ -255,7 +255,7 @@ def fashion_raw(seed):
     """The four decompressed files of a small Fashion-MNIST-shaped dataset."""
     rng = np.random.default_rng(seed)
     out = {}
-    for split, images, labels in data._SPLITS:
+    for split, images, labels in data.fashion_mnist._SPLITS:
         n = SMALL[split]
         X = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         X[:, 0, 0] = seed  # tells the sources apart
@@ -455,7 +455,7 @@ def test_decoded_cache_is_written_then_used(env, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("the decoded cache should have been used")
 
-    monkeypatch.setattr(data, "read_idx", no_reading)
+    monkeypatch.setattr(data.fashion_mnist, "read_idx", no_reading)
     second = load_fashion_mnist(download=False)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
@@ -758,7 +758,7 @@ def test_real_fashion_mnist_checksums(debian_files):
         content = gzip.decompress(open(path, "rb").read())
         assert hashlib.md5(content).hexdigest() == RAW_MD5[base]
         assert hashlib.sha256(content).hexdigest() == data.FASHION_MNIST_SHA256[base]
-        assert data._read_idx(path, digest=True)[1] == data.FASHION_MNIST_SHA256[base]
+        assert data.idx._read_idx(path, digest=True)[1] == data.FASHION_MNIST_SHA256[base]
 
 
 # --------------------------------------------------------------------------- #
@@ -1143,7 +1143,7 @@ def test_cli_train_download_without_network_says_it_failed_and_why(env, monkeypa
 def test_cli_train_download_fills_an_explicit_data_dir(env, server, monkeypatch, capsys):
     raw = fashion_raw(9)
     serve_all(server, raw)
-    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", checksums_of(raw))
+    monkeypatch.setattr(data.sources, "FASHION_MNIST_SHA256", checksums_of(raw))
     monkeypatch.setenv("NPNET_FASHION_MNIST_URL", server.url)
     make_source(env.system, seed=2)
     target = env.tmp / "new"
