@@ -27,7 +27,8 @@ from .download import download_fashion_mnist
 from .fashion_mnist import fingerprint, get_fashion_mnist_labels, load_fashion_mnist
 from .idx import read_idx
 from .loader import DataLoader, get_k_fold_data, kfold, load_data_fashion_mnist, to_float
-from .sources import FASHION_MNIST_FILES, FASHION_MNIST_LABELS, DataDirError, fashion_mnist_cache_dir, find_fashion_mnist
+from .sources import (FASHION_MNIST_FILES, FASHION_MNIST_LABELS, DataDirError, fashion_mnist_cache_dir,
+                      find_fashion_mnist)
 
 # FASHION_MNIST_SHA256, DEFAULT_MIRRORS and SYSTEM_DIRS are settings: _Package below
 # reads and writes them in npnet.data.sources.

@@ -70,7 +70,7 @@ DEFAULT_MIRRORS = (
 )
 
 # Where Debian's ``dataset-fashion-mnist`` puts the files; a module attribute so
-# tests (and unusual systems) can point it elsewhere.
+# tests (and unusual systems) can point it elsewhere, as npnet.data.SYSTEM_DIRS.
 SYSTEM_DIRS = ("/usr/share/datasets/fashion-mnist",)
 
 _MAX_IDX_BYTES = 64 << 20        # no decompressed Fashion-MNIST file is larger than 48 MB
