@@ -177,7 +177,7 @@ def _check_fused(kind, model, X, y, lr, steps=5):
     losses = []
     for start in range(0, len(order), BATCH):
         idx = order[start:start + BATCH]
-        xb = (X[idx] / np.float32(255)).astype(np.float32)[:, None]
+        xb = data.to_float(X[idx])
         out, backward = clone.forward(xb)
         loss, loss_backward = loss_fn.forward(out, y[idx].astype(np.int64))
         _, grads = backward(loss_backward(), need_dx=False)

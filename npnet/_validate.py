@@ -264,3 +264,13 @@ def class_indices(target, name, num_classes, shape, *, ignore_index=None, shape_
         also = "" if ignore_index is None else f" that is not ignore_index ({ignore_index})"
         raise ValueError(f"{name} holds class index {t[bad][0]} outside [0, {num_classes}){also}")
     return np.where(keep, t, 0), keep
+
+
+def ndarray(x, name, *, sample_axis=False):
+    """Return ``x`` if it is a numpy.ndarray of any dtype, else raise; with
+    ``sample_axis`` it must also have a first axis to index samples by."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {describe(x)}")
+    if sample_axis and x.ndim < 1:
+        raise ValueError(f"{name} must have a sample axis, got shape {x.shape}")
+    return x

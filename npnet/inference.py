@@ -131,8 +131,8 @@ def load_model(path):
 def prepare_images(images, *, dtype=np.float32):
     """Images as the model saw them in training: float in [0, 1], shape (N, 1, H, W).
 
-    uint8 pixels go through the training conversion (``DataLoader``'s float32
-    ``x / 255``, torchvision's ``ToTensor`` values); float images must already
+    uint8 pixels go through the training conversion (:func:`npnet.data.to_float`,
+    float32 ``x / 255``, torchvision's ``ToTensor`` values); float images must already
     lie in [0, 1] and are only cast. The result has ``dtype`` (the model's).
 
     Args:
@@ -142,7 +142,7 @@ def prepare_images(images, *, dtype=np.float32):
     Shape:
         (N, H, W) or (N, 1, H, W) -> (N, 1, H, W).
     """
-    from .data import DataLoader
+    from .data import to_float
 
     dtype = V.float_dtype(dtype)
     if not isinstance(images, np.ndarray) or not (images.dtype == np.uint8 or images.dtype in V.FLOAT_DTYPES):
@@ -152,12 +152,8 @@ def prepare_images(images, *, dtype=np.float32):
         images = images[:, None]
     if images.ndim != 4 or images.shape[1] != 1:
         raise ValueError(f"images must have shape (N, H, W) or (N, 1, H, W), got {images.shape}")
-    n = images.shape[0]
     if images.dtype == np.uint8:
-        if n == 0:
-            return np.empty(images.shape, dtype)
-        x, _ = next(iter(DataLoader(images, np.zeros(n, np.int64), n)))
-        return x.astype(dtype, copy=False)
+        return to_float(images).astype(dtype, copy=False)
     if not np.all((images >= 0) & (images <= 1)):   # NaN fails both comparisons
         bad = images[~((images >= 0) & (images <= 1))][0]
         raise ValueError(f"images of dtype {images.dtype} must lie in [0, 1] (uint8 images may use 0..255), "

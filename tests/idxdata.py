@@ -38,8 +38,8 @@ def isolate(monkeypatch, tmp_path, counts):
     find (no system folder, no NPNET_DATA, its own cache); returns its folder."""
     from npnet import data
 
-    monkeypatch.setattr(data, "_COUNTS", dict(counts))
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(tmp_path / "no-system-data"),))
+    monkeypatch.setattr(data.fashion_mnist, "_COUNTS", dict(counts))
+    monkeypatch.setattr(data.sources, "SYSTEM_DIRS", (str(tmp_path / "no-system-data"),))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("NPNET_DATA", raising=False)
     return make_dataset(tmp_path / "data", counts)

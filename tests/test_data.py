@@ -1,7 +1,7 @@
 """npnet.data: the IDX reader, Fashion-MNIST sources and download, DataLoader, k-fold.
 
 No test touches the network: downloads go to tests/httpserver.py on 127.0.0.1.
-Fashion-MNIST-shaped sources are generated small (npnet.data._COUNTS patched to
+Fashion-MNIST-shaped sources are generated small (npnet.data.fashion_mnist._COUNTS patched to
 12 train / 6 test images); the real files are tested under ``-m realdata``.
 """
 import gzip
@@ -29,6 +29,7 @@ from npnet.data import (
     load_data_fashion_mnist,
     load_fashion_mnist,
     read_idx,
+    to_float,
 )
 from npnet.errors import DataError, DownloadError
 
@@ -239,9 +240,9 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     for var in ("NPNET_DATA", "NPNET_FASHION_MNIST_URL", "http_proxy", "HTTP_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(system),))
-    monkeypatch.setattr(data, "_COUNTS", dict(SMALL))
-    monkeypatch.setattr(data, "_RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(data.sources, "SYSTEM_DIRS", (str(system),))
+    monkeypatch.setattr(data.fashion_mnist, "_COUNTS", dict(SMALL))
+    monkeypatch.setattr(data.download, "_RETRY_BACKOFF", 0.0)
 
     class Env:
         pass
@@ -255,7 +256,7 @@ def fashion_raw(seed):
     """The four decompressed files of a small Fashion-MNIST-shaped dataset."""
     rng = np.random.default_rng(seed)
     out = {}
-    for split, images, labels in data._SPLITS:
+    for split, images, labels in data.fashion_mnist._SPLITS:
         n = SMALL[split]
         X = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         X[:, 0, 0] = seed  # tells the sources apart
@@ -283,6 +284,52 @@ def seed_of(result):
     assert X_train.shape == (12, 28, 28) and X_test.shape == (6, 28, 28)
     assert X_train.dtype == np.uint8 and y_train.dtype == np.int64 and y_test.dtype == np.int64
     return int(X_train[0, 0, 0])
+
+
+# npnet.data's public names when it was one module; the package keeps every one
+MODULE_ERA_NAMES = [
+    "FASHION_MNIST_LABELS", "FASHION_MNIST_FILES", "FASHION_MNIST_SHA256", "DEFAULT_MIRRORS", "read_idx",
+    "DataDirError", "load_fashion_mnist", "find_fashion_mnist", "download_fashion_mnist", "fashion_mnist_cache_dir",
+    "get_fashion_mnist_labels", "DataLoader", "load_data_fashion_mnist", "kfold", "get_k_fold_data", "fingerprint",
+]
+
+
+def test_public_names_are_importable_from_npnet_data():
+    assert set(data.__all__) == set(MODULE_ERA_NAMES) | {"to_float"}
+    namespace = {}
+    exec("from npnet.data import *", namespace)
+    for name in data.__all__:
+        assert namespace[name] is getattr(data, name), name
+
+
+def test_each_data_module_is_short():
+    folder = os.path.dirname(data.__file__)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name)) as f:
+                assert len(f.readlines()) <= 500, name
+
+
+def test_settings_set_on_npnet_data_reach_the_code_that_reads_them(tmp_path, monkeypatch):
+    system = make_source(tmp_path / "system", seed=7)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for var in ("NPNET_DATA", "NPNET_FASHION_MNIST_URL"):
+        monkeypatch.delenv(var, raising=False)
+    before = data.sources.SYSTEM_DIRS
+    checksums, mirrors = {base: "0" * 64 for base in FASHION_MNIST_FILES}, ("http://127.0.0.1:9/a/",)
+    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(system),))
+    monkeypatch.setattr(data, "_COUNTS", dict(SMALL))
+    monkeypatch.setattr(data, "_RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", checksums)
+    monkeypatch.setattr(data, "DEFAULT_MIRRORS", mirrors)
+    assert data.find_fashion_mnist() == {base: str(system / (base + ".gz")) for base in FASHION_MNIST_FILES}
+    assert seed_of(load_fashion_mnist(download=False)) == 7
+    assert data.download._RETRY_BACKOFF == 0.0
+    assert data.download._download_args(None, 1.0, 0, None) == (list(mirrors), 1.0, 0, checksums)
+    monkeypatch.undo()
+    assert data.SYSTEM_DIRS == before == data.sources.SYSTEM_DIRS
+    assert data.FASHION_MNIST_SHA256 is data.sources.FASHION_MNIST_SHA256 != checksums
+    assert "SYSTEM_DIRS" not in vars(data) and data._COUNTS == {"train": 60000, "test": 10000}
 
 
 SOURCES = ["NPNET_DATA", "cache", "torchvision", "system"]
@@ -455,7 +502,7 @@ def test_decoded_cache_is_written_then_used(env, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("the decoded cache should have been used")
 
-    monkeypatch.setattr(data, "read_idx", no_reading)
+    monkeypatch.setattr(data.fashion_mnist, "read_idx", no_reading)
     second = load_fashion_mnist(download=False)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
@@ -758,7 +805,7 @@ def test_real_fashion_mnist_checksums(debian_files):
         content = gzip.decompress(open(path, "rb").read())
         assert hashlib.md5(content).hexdigest() == RAW_MD5[base]
         assert hashlib.sha256(content).hexdigest() == data.FASHION_MNIST_SHA256[base]
-        assert data._read_idx(path, digest=True)[1] == data.FASHION_MNIST_SHA256[base]
+        assert data.idx._read_idx(path, digest=True)[1] == data.FASHION_MNIST_SHA256[base]
 
 
 # --------------------------------------------------------------------------- #
@@ -788,6 +835,45 @@ def test_loader_scaling_matches_torchvision_to_tensor():
     (Xb, _), = DataLoader(X, np.zeros(1, np.int64), 1)
     expected = torch.from_numpy(X).unsqueeze(1).float().div(255).numpy()
     np.testing.assert_array_equal(Xb, expected)
+
+
+def test_to_float_is_one_correctly_rounded_float32_division():
+    X = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
+    X0 = X.copy()
+    got = to_float(X)
+    assert got.dtype == np.float32 and got.shape == (4, 1, 8, 8)
+    np.testing.assert_array_equal(got[:, 0], X.astype(np.float32) / np.float32(255))
+    # the exact quotient k/255, rounded once to float32
+    exact = np.array([np.float32(float(k) / 255) for k in range(256)], dtype=np.float32)
+    np.testing.assert_array_equal(got.ravel(), exact)
+    # a multiplication by 1/255 would differ in the last bit for some pixel values
+    assert np.any(X.astype(np.float32) * np.float32(1 / 255) != got[:, 0])
+    np.testing.assert_array_equal(X, X0)
+    assert not np.shares_memory(got, X)
+
+
+@pytest.mark.parametrize("shape, expected", [((5, 4, 3), (5, 1, 4, 3)), ((5, 2, 4, 3), (5, 2, 4, 3)),
+                                             ((5, 12), (5, 12)), ((7,), (7,)), ((0, 4, 3), (0, 1, 4, 3))])
+def test_to_float_shapes(shape, expected):
+    X = np.random.default_rng(1).integers(0, 256, size=shape, dtype=np.uint8)
+    got = to_float(X)
+    assert got.shape == expected and got.dtype == np.float32
+    np.testing.assert_array_equal(got.reshape(shape), X.astype(np.float32) / np.float32(255))
+
+
+def test_to_float_bad_arguments():
+    for bad, exc in [(images(2).tolist(), TypeError), (images(2).astype(np.float32), TypeError),
+                     (images(2).astype(np.int64), TypeError), (np.uint8(3), TypeError),
+                     (np.zeros((), np.uint8), ValueError)]:
+        with pytest.raises(exc, match="images"):
+            to_float(bad)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_loader_batches_are_to_float_of_the_samples(shuffle):
+    X, y = images(11, 5, 6, seed=2), np.arange(11)
+    for Xb, yb in DataLoader(X, y, 4, shuffle=shuffle, rng=np.random.default_rng(3)):
+        np.testing.assert_array_equal(Xb, to_float(X[yb]))
 
 
 def test_loader_drop_last():
@@ -1143,7 +1229,7 @@ def test_cli_train_download_without_network_says_it_failed_and_why(env, monkeypa
 def test_cli_train_download_fills_an_explicit_data_dir(env, server, monkeypatch, capsys):
     raw = fashion_raw(9)
     serve_all(server, raw)
-    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", checksums_of(raw))
+    monkeypatch.setattr(data.sources, "FASHION_MNIST_SHA256", checksums_of(raw))
     monkeypatch.setenv("NPNET_FASHION_MNIST_URL", server.url)
     make_source(env.system, seed=2)
     target = env.tmp / "new"

@@ -13,10 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-from npnet.data import load_fashion_mnist
+from npnet.data import load_fashion_mnist, to_float
 from npnet.errors import DataError
 from npnet.nn import functional as F
-from npnet.studies import STUDIES, _common, initialization, kfold, load, stability, symmetry, vanishing
+from npnet.studies import STUDIES, initialization, kfold, load, stability, symmetry, vanishing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -35,8 +35,8 @@ def fmnist():
 
 def floats(data, n_train, n_test):
     X_train, y_train, X_test, y_test = data
-    return (_common.to_float(X_train[:n_train]), y_train[:n_train],
-            _common.to_float(X_test[:n_test]), y_test[:n_test])
+    return (to_float(X_train[:n_train]), y_train[:n_train],
+            to_float(X_test[:n_test]), y_test[:n_test])
 
 
 # --------------------------------------------------------------------------- softmax-stability

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _validate as V
 from .. import models, nn, optim, plots
+from ..data import DataLoader, load_fashion_mnist, to_float
 
 
 def linear_layers(model):
@@ -64,11 +65,6 @@ class Setting:
         return ", ".join(parts)
 
 
-def to_float(X):
-    """uint8 images (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], as the DataLoader gives them."""
-    return (X.astype(np.float32) / np.float32(255))[:, None]
-
-
 def train_step(model, loss_fn, opt, X, y):
     """One optimizer step on one mini-batch; returns the batch loss."""
     logits, backward = model.forward(X, train=True)
@@ -80,7 +76,6 @@ def train_step(model, loss_fn, opt, X, y):
 
 def accuracy(model, X, y, batch_size=1000):
     """Fraction of samples whose arg-max logit is the label (inference mode: dropout off)."""
-    from ..data import DataLoader
     from ..train import evaluate_accuracy
 
     return evaluate_accuracy(model, DataLoader(X, y, batch_size))
@@ -94,7 +89,6 @@ def train(setting, X, y, *, rng, X_eval=None, y_eval=None, init_rng=None, dtype=
     is given). ``history`` has the mean training loss per epoch and, when an
     evaluation set is given, its accuracy after each epoch.
     """
-    from ..data import DataLoader
     from ..train import train_epoch
 
     model = setting.build(init_rng if init_rng is not None else models.child_rng(rng), dtype)
@@ -117,8 +111,6 @@ def load_subset(n_train=None, n_test=None, *, root=None, download=True, rng=None
 
     ``n_train``/``n_test`` take a random subset of that size (the whole split when None).
     """
-    from ..data import load_fashion_mnist
-
     X_train, y_train, X_test, y_test = load_fashion_mnist(root, download=download)
     rng = V.generator(rng)
     if n_train is not None and n_train < len(y_train):

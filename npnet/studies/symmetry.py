@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _validate as V
 from .. import models, nn, optim, plots
+from ..data import to_float
 from . import _common
 
 # name -> (init scheme, dropout probability)
@@ -92,7 +93,7 @@ def run(*, quick=False, seed=0, steps=None, hidden=None, batch_size=256, lr=0.1,
     epochs = -(-steps * batch_size // len(y_train))
     order = np.concatenate([rng.permutation(len(y_train)) for _ in range(epochs)])
     n_test = 2000 if quick else len(y_test)
-    X_eval, y_eval = _common.to_float(X_test[:n_test]), y_test[:n_test]
+    X_eval, y_eval = to_float(X_test[:n_test]), y_test[:n_test]
 
     spread, weights, acc = {}, {}, {}
     for name, (scheme, p) in SETTINGS.items():
@@ -103,7 +104,7 @@ def run(*, quick=False, seed=0, steps=None, hidden=None, batch_size=256, lr=0.1,
         curve = [hidden_spread(model)]
         for step in range(steps):
             idx = order[step * batch_size:(step + 1) * batch_size]
-            _common.train_step(model, loss_fn, opt, _common.to_float(X_train[idx]), y_train[idx])
+            _common.train_step(model, loss_fn, opt, to_float(X_train[idx]), y_train[idx])
             curve.append(hidden_spread(model))
         spread[name] = np.array(curve)
         weights[name] = _common.linear_layers(model)[0].params["weight"].copy()
