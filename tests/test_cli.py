@@ -25,7 +25,7 @@ from npnet import cli
 from npnet.cli import _common as cli_common
 from npnet.cli import _outdir as cli_outdir
 from npnet.cli import train as cli_train
-from npnet import checkpoint as C
+from npnet import checkpoint as CK
 from npnet import train as T
 
 REAL_DATA_DIR = "/usr/share/datasets/fashion-mnist"
@@ -689,7 +689,7 @@ def rewrite_config(path, change):
     config = json.loads(arrays["config"].item())
     change(config)
     arrays["config"] = np.array(json.dumps(config, sort_keys=True))
-    arrays["checksum"] = np.array(C._digest(arrays))
+    arrays["checksum"] = np.array(CK._digest(arrays))
     np.savez(path, **arrays)
 
 
@@ -769,7 +769,7 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_as_a_bad_checkpoint(small,
     W = arrays["param/1.weight"].copy()
     W[3, 5] = np.nan
     arrays["param/1.weight"] = W
-    arrays["checksum"] = np.array(C._digest(arrays))
+    arrays["checksum"] = np.array(CK._digest(arrays))
     np.savez(path, **arrays)
     status, _, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", 2)
     line = one_line_error(stderr)

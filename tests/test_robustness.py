@@ -76,7 +76,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from npnet import _io, cli, data, gradcheck, nn, optim, plots
-from npnet import checkpoint as C
+from npnet import checkpoint as CK
 from npnet import train as T
 from npnet.errors import CheckpointError, DataError, DownloadError
 from npnet.nn import functional as F
@@ -1585,7 +1585,7 @@ def test_checkpoint_fuzz_arrays_under_a_valid_checksum(tmp_path, checkpoint_byte
         else:
             arrays[key] = d.draw(any_array(like=arrays.get(key)), label="array")
     if d.draw(st.booleans(), label="fresh checksum"):
-        arrays["checksum"] = np.array(C._digest(arrays))
+        arrays["checksum"] = np.array(CK._digest(arrays))
     path = tmp_path / "c.npz"
     (np.savez_compressed if d.draw(st.booleans(), label="compressed") else np.savez)(path, **arrays)
     load_or_refuse(path)
@@ -1655,7 +1655,7 @@ def test_checkpoint_with_a_non_npy_member_or_bad_generator_state_is_refused(tmp_
     words = arrays["rng/shuffle"].copy()
     words[5] = 2**40                                  # the buffered uint32 does not fit in 32 bits
     arrays["rng/shuffle"] = words
-    arrays["checksum"] = np.array(C._digest(arrays))
+    arrays["checksum"] = np.array(CK._digest(arrays))
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match=r"generator 'shuffle' holds an invalid state"):
         T.load_checkpoint(path)
