@@ -20,7 +20,6 @@ import os
 import numpy as np
 
 from . import _validate as V
-from . import nn
 from .errors import CheckpointError
 
 __all__ = ["CHECKPOINT_NAME", "IMAGE_SHAPE", "load_model", "load_run", "prepare_images", "topk",
@@ -79,7 +78,8 @@ def load_run(path):
     Raises:
         CheckpointError: no checkpoint, a corrupt one, or settings that build no model.
     """
-    from .train import build_model, load_checkpoint
+    from .checkpoint import load_checkpoint
+    from .models import build_model
 
     ckpt = load_checkpoint(_checkpoint_file(path))
     settings = (ckpt.config or {}).get("settings")
@@ -194,8 +194,7 @@ def confusion_matrix(model, loader, num_classes=10):
         int64 (num_classes, num_classes): row = true class, column = predicted
         class; the diagonal holds the correct predictions.
     """
-    if not isinstance(model, nn.Module) or model.dtype is None:
-        raise TypeError(f"model must be an npnet Module with parameters, got {V.describe(model)}")
+    V.model(model, trained=True)
     num_classes = V.integer(num_classes, "num_classes", low=1)
     counts = np.zeros((num_classes, num_classes), np.int64)
     for X, y in loader:

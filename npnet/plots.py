@@ -11,23 +11,14 @@ import os
 
 import numpy as np
 
+from . import _io
 from . import _validate as V
 
 __all__ = ["plot_curves", "plot_predictions"]
 
 
-def _check_history(history):
-    if not isinstance(history, (list, tuple)):
-        raise TypeError(f"history must be a list of EpochResult (or dicts), got {V.describe(history)}")
-    for i, r in enumerate(history):
-        if not (isinstance(r, dict) or hasattr(r, "train_loss")):
-            raise TypeError(f"history[{i}] must be an EpochResult or a dict with its fields, got {V.describe(r)}")
-    return history
-
-
 def _check_labels(values, name, n):
-    if not isinstance(values, np.ndarray) or values.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer numpy.ndarray of class indices, got {V.describe(values)}")
+    V.int_array(values, name, "class indices")
     if values.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), one per image, got {values.shape}")
     return values
@@ -48,11 +39,9 @@ def _save(fig, path, *, parents=False, **options):
     ``parents`` creates missing parent folders; ``options`` go to ``fig.savefig``
     (the studies pass ``dpi=120, bbox_inches="tight"``).
     """
-    from .train import _atomic_write
-
     if parents:
         os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", **options))
+    _io.atomic_write(path, lambda f, _: fig.savefig(f, format="png", **options))
     return os.fspath(path)
 
 
@@ -72,7 +61,7 @@ def plot_curves(history, path, *, title=None):
     Returns:
         str, the path written.
     """
-    _check_history(history)
+    history = V.history(history, "history")
     path = V.path(path, "path")
     epochs = _column(history, "epoch")
     fig = _figure(10, 4)
@@ -169,8 +158,7 @@ def plot_confusion(confusion, path, *, class_names=None, title=None):
     Returns:
         str, the path written.
     """
-    if not isinstance(confusion, np.ndarray) or confusion.dtype.kind not in "iu":
-        raise TypeError(f"confusion must be an integer numpy.ndarray of counts, got {V.describe(confusion)}")
+    V.int_array(confusion, "confusion", "counts")
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.shape[0] == 0:
         raise ValueError(f"confusion must be a square (C, C) array with C >= 1, got shape {confusion.shape}")
     if np.any(confusion < 0):

@@ -22,6 +22,10 @@ import pytest
 
 import idxdata
 from npnet import cli
+from npnet.cli import _common as cli_common
+from npnet.cli import _outdir as cli_outdir
+from npnet.cli import train as cli_train
+from npnet import checkpoint as CK
 from npnet import train as T
 
 REAL_DATA_DIR = "/usr/share/datasets/fashion-mnist"
@@ -102,13 +106,13 @@ def test_progress_bar_on_a_tty(small, tmp_path, monkeypatch):
 
     screen = Terminal()
     monkeypatch.setattr(sys, "stdout", screen)
-    real_on_step = cli._Reporter.on_step
+    real_on_step = cli_train._Reporter.on_step
 
     def slow_on_step(self, info):   # a slower epoch, so that tqdm redraws (every 0.1 s) with the loss
         time.sleep(0.004)
         real_on_step(self, info)
 
-    monkeypatch.setattr(cli._Reporter, "on_step", slow_on_step)
+    monkeypatch.setattr(cli_train._Reporter, "on_step", slow_on_step)
     assert cli.main(["train", "--data-dir", small, "--out", str(tmp_path / "run"), "--epochs", "1",
                      "--batch-size", "4"]) == 0
     shown = screen.getvalue()
@@ -369,10 +373,11 @@ def test_sigterm_and_sighup_keep_the_checkpoint_like_ctrl_c(small, tmp_path, sig
 
 def test_a_second_ctrl_c_keeps_the_continue_hint(small, tmp_path):
     out = tmp_path / "run"
-    slow_hint = ("real = cli._interrupted\n"
+    slow_hint = ("from npnet.cli import train as cli_train\n"
+                 "real = cli_train._interrupted\n"
                  "def slow(*a):\n"
                  "    print('stopping', flush=True); time.sleep(1.5); return real(*a)\n"
-                 "cli._interrupted = slow")
+                 "cli_train._interrupted = slow")
     p = spawn(tmp_path, ["train", "--data-dir", small, "--out", out, "--epochs", 100000, "--batch-size", 16],
               prelude="exec(%r)" % slow_hint)
     wait_for_line(p, r"^\s+1\s")
@@ -503,7 +508,7 @@ def test_resume_with_nothing_to_train_touches_nothing(small, tmp_path, capsys):
 # --------------------------------------------------------------------------- memory
 
 def test_a_layer_too_large_for_memory_is_refused_before_loading_data(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_available_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr(cli_outdir, "_available_memory", lambda: 8 * 2**30)
     out = tmp_path / "run"
     status, _, stderr = run(capsys, "train", "--model", "mlp", "--hidden", 3000000, "--data-dir", tmp_path / "none",
                             "--out", out)
@@ -519,12 +524,12 @@ def test_a_layer_too_large_for_memory_is_refused_before_loading_data(tmp_path, c
 
 def test_the_memory_estimate_grows_with_the_model():
     s = dict(cli.DEFAULTS, lr=0.1, hidden=None, dropout=None)
-    small_run = cli._memory_needed(s)
+    small_run = cli_outdir._memory_needed(s)
     assert 50e6 < small_run < 100e6   # mostly the data set
     mlp = dict(s, model="mlp", hidden=1000000)
-    assert cli._memory_needed(mlp) > 784e6 * 4 * 3   # weights, gradients, checkpoint copy
-    assert cli._memory_needed(dict(mlp, dtype="float64")) > cli._memory_needed(mlp)
-    assert cli._memory_needed(dict(mlp, optimizer="adam", momentum=None)) > cli._memory_needed(mlp)
+    assert cli_outdir._memory_needed(mlp) > 784e6 * 4 * 3   # weights, gradients, checkpoint copy
+    assert cli_outdir._memory_needed(dict(mlp, dtype="float64")) > cli_outdir._memory_needed(mlp)
+    assert cli_outdir._memory_needed(dict(mlp, optimizer="adam", momentum=None)) > cli_outdir._memory_needed(mlp)
 
 
 # --------------------------------------------------------------------------- what the run shows and writes
@@ -559,7 +564,7 @@ def test_huge_losses_are_shown_in_scientific_notation(small, tmp_path, capsys, m
     assert status == 0, stderr
     assert "25000000" not in stdout
     assert re.search(r"^\s+1\s+2\.500e\+07\s", stdout, re.M) and "final: train loss 2.500e+07," in stdout
-    assert cli._loss_text(0.4858) == "0.4858" and cli._loss_text(-3e6) == "-3.000e+06"
+    assert cli_common._loss_text(0.4858) == "0.4858" and cli_common._loss_text(-3e6) == "-3.000e+06"
 
 
 def test_an_out_that_is_a_file_says_so(small, tmp_path, capsys):
@@ -684,7 +689,7 @@ def rewrite_config(path, change):
     config = json.loads(arrays["config"].item())
     change(config)
     arrays["config"] = np.array(json.dumps(config, sort_keys=True))
-    arrays["checksum"] = np.array(T._digest(arrays))
+    arrays["checksum"] = np.array(CK._digest(arrays))
     np.savez(path, **arrays)
 
 
@@ -764,7 +769,7 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_as_a_bad_checkpoint(small,
     W = arrays["param/1.weight"].copy()
     W[3, 5] = np.nan
     arrays["param/1.weight"] = W
-    arrays["checksum"] = np.array(T._digest(arrays))
+    arrays["checksum"] = np.array(CK._digest(arrays))
     np.savez(path, **arrays)
     status, _, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", 2)
     line = one_line_error(stderr)

@@ -75,7 +75,8 @@ import torch.nn.functional as TF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from npnet import cli, data, gradcheck, nn, optim, plots
+from npnet import _io, cli, data, gradcheck, nn, optim, plots
+from npnet import checkpoint as CK
 from npnet import train as T
 from npnet.errors import CheckpointError, DataError, DownloadError
 from npnet.nn import functional as F
@@ -1583,7 +1584,7 @@ def test_checkpoint_fuzz_arrays_under_a_valid_checksum(tmp_path, checkpoint_byte
         else:
             arrays[key] = d.draw(any_array(like=arrays.get(key)), label="array")
     if d.draw(st.booleans(), label="fresh checksum"):
-        arrays["checksum"] = np.array(T._digest(arrays))
+        arrays["checksum"] = np.array(CK._digest(arrays))
     path = tmp_path / "c.npz"
     (np.savez_compressed if d.draw(st.booleans(), label="compressed") else np.savez)(path, **arrays)
     load_or_refuse(path)
@@ -1653,7 +1654,7 @@ def test_checkpoint_with_a_non_npy_member_or_bad_generator_state_is_refused(tmp_
     words = arrays["rng/shuffle"].copy()
     words[5] = 2**40                                  # the buffered uint32 does not fit in 32 bits
     arrays["rng/shuffle"] = words
-    arrays["checksum"] = np.array(T._digest(arrays))
+    arrays["checksum"] = np.array(CK._digest(arrays))
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match=r"generator 'shuffle' holds an invalid state"):
         T.load_checkpoint(path)
@@ -1820,14 +1821,14 @@ def test_cli_full_disk_while_checkpointing_exits_1_and_keeps_the_last_epoch(smal
 @pytest.mark.parametrize("what", ["metrics.csv", "config.json", "curves.png"])
 def test_cli_full_disk_writing_the_other_files_exits_1_with_one_line(small, tmp_path, capsys, monkeypatch, what):
     out = tmp_path / "run"
-    real = T._atomic_write
+    real = _io.atomic_write
 
-    def atomic_write(path, write):   # the disk fills up in the middle of writing this one file
+    def atomic_write(path, write, **kw):   # the disk fills up in the middle of writing this one file
         if os.path.basename(path) == what:
-            return real(path, lambda f: (f.write(b"half a file"), _enospc()))
-        return real(path, write)
+            return real(path, lambda f, tmp: (f.write(b"half a file"), _enospc()), **kw)
+        return real(path, write, **kw)
 
-    monkeypatch.setattr(T, "_atomic_write", atomic_write)
+    monkeypatch.setattr(_io, "atomic_write", atomic_write)
     status, _, stderr = run_cli(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 2)
     assert status == 1
     line = one_line(stderr)

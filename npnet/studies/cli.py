@@ -21,7 +21,7 @@ HELP = {
 
 
 def _add_studies(subparsers):
-    from ..cli import _directory   # the same check as ``npnet train --out``: '' is a usage error (exit 2)
+    from ..cli._common import _directory   # the same check as ``npnet train --out``: '' is a usage error (exit 2)
 
     for name in STUDIES:
         p = subparsers.add_parser(name, help=HELP[name], description=HELP[name])

@@ -14,9 +14,6 @@ row's largest entry set to exactly 1 and its target the class with the smallest
 logit (a confidently wrong model), for scales from 1 to 1e4.
 """
 import dataclasses
-import importlib
-import importlib.util
-import os
 
 import numpy as np
 
@@ -71,8 +68,7 @@ def _check_probs_and_target(P, target):
     P = V.float_array(P, "P")
     if P.ndim != 2:
         raise ValueError(f"P must be 2-D (N, C) probabilities, got shape {P.shape}")
-    if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
-        raise TypeError(f"target must be a numpy.ndarray of integer class indices, got {V.describe(target)}")
+    V.int_array(target, "target", "class indices")
     if target.shape != P.shape[:1]:
         raise ValueError(f"target must have shape {P.shape[:1]} (one class per row of P), got {target.shape}")
     if target.size and (target.min() < 0 or target.max() >= P.shape[1]):
@@ -173,24 +169,14 @@ class StabilityResult:
 def _torch_reference():
     """``reference.stability`` (which imports torch), or None and a note saying why not.
 
-    In a source checkout that was not installed with ``reference`` importable,
-    the file beside the ``npnet`` folder is loaded directly.
+    Imported by its name, so the sibling package must be importable (installed,
+    or its folder on the path, as in a source checkout run from the top folder).
     """
     try:
-        return importlib.import_module("reference.stability"), None
+        from reference import stability
     except ImportError as exc:
-        error = exc
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "reference", "stability.py")
-    if os.path.isfile(path):
-        try:
-            spec = importlib.util.spec_from_file_location("_npnet_reference_stability", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module, None
-        except ImportError as exc:
-            error = exc
-    return None, f"torch comparison skipped: reference.stability unavailable ({error})"
+        return None, f"torch comparison skipped: reference.stability unavailable ({exc})"
+    return stability, None
 
 
 def run(*, quick=False, seed=0, scales=None, use_torch=True):

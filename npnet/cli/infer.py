@@ -2,16 +2,16 @@
 
 :func:`add_parsers` adds both subcommands to ``npnet``'s subparsers; each
 command function takes the parsed namespace and returns the exit status, and
-raises ``npnet.cli.UsageError`` (exit 2, one line) for bad input: a folder
+raises ``UsageError`` (exit 2, one line) for bad input: a folder
 without a checkpoint, a corrupt checkpoint, an image npnet will not guess how
 to read.
 """
-import argparse
 import os
 
 import numpy as np
 
-from .cli import CONFUSION   # one of the run files npnet train --overwrite clears
+from ._common import (CHECKPOINT, CONFUSION, EXIT_OK, RunFailed, UsageError, _directory, _integer, _load_data,
+                      _path)
 
 PREDICT_NOTES = (
     "Images are classified as the model was trained: 28x28 grayscale, light item on a dark "
@@ -21,16 +21,8 @@ PREDICT_NOTES = (
     "holding uint8 0..255 or floats in [0, 1]. Other sizes are refused: npnet does not resize or crop.")
 
 
-def _path(text):
-    if not text or "\0" in text:
-        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
-    return text
-
-
 def add_parsers(sub):
     """Add ``eval`` and ``predict`` to the argparse subparsers ``sub``."""
-    from .cli import _directory, _integer
-
     p = sub.add_parser(
         "eval", help="evaluate a trained run on the test set: loss, accuracy, per-class accuracy, confusion.png",
         description="Load RUN_DIR's checkpoint, evaluate it on the Fashion-MNIST test set (the data the run "
@@ -55,9 +47,8 @@ def add_parsers(sub):
 
 
 def _load(run):
-    from .cli import UsageError
-    from .errors import CheckpointError
-    from .inference import load_run
+    from ..errors import CheckpointError
+    from ..inference import load_run
 
     if not os.path.exists(run):
         raise UsageError(f"{run} does not exist; expected a run folder written by npnet train --out, "
@@ -69,7 +60,7 @@ def _load(run):
 
 
 def _class_names(num_classes):
-    from .data import FASHION_MNIST_LABELS
+    from ..data import FASHION_MNIST_LABELS
 
     return list(FASHION_MNIST_LABELS) if num_classes == len(FASHION_MNIST_LABELS) else \
         [str(i) for i in range(num_classes)]
@@ -87,11 +78,10 @@ def _describe(model, ckpt):
 
 
 def cmd_eval(args):
-    from . import nn
-    from .cli import CHECKPOINT, EXIT_OK, RunFailed, _load_data
-    from .data import DataLoader
-    from .inference import confusion_matrix, prepare_images
-    from .train import evaluate
+    from .. import nn
+    from ..data import DataLoader
+    from ..inference import confusion_matrix, prepare_images
+    from ..train import evaluate
 
     model, ckpt = _load(args.run)
     run_dir = args.run if os.path.isdir(args.run) else os.path.dirname(args.run) or "."
@@ -126,7 +116,7 @@ def cmd_eval(args):
     except ImportError:
         print(f"note: matplotlib is not installed; skipped {CONFUSION} (pip install matplotlib, or npnet[train])")
         return EXIT_OK
-    from .plots import plot_confusion
+    from ..plots import plot_confusion
 
     path = os.path.join(run_dir, CONFUSION)
     try:
@@ -138,8 +128,7 @@ def cmd_eval(args):
 
 
 def cmd_predict(args):
-    from .cli import EXIT_OK, UsageError
-    from .inference import prepare_images, read_image, topk
+    from ..inference import prepare_images, read_image, topk
 
     model, _ = _load(args.run)
     images, notes = [], []
