@@ -16,7 +16,7 @@ import pytest
 from npnet.data import load_fashion_mnist, to_float
 from npnet.errors import DataError
 from npnet.nn import functional as F
-from npnet.studies import STUDIES, initialization, kfold, load, stability, symmetry, vanishing
+from npnet.studies import STUDIES, _common, initialization, kfold, load, stability, symmetry, vanishing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
