@@ -691,7 +691,7 @@ def test_trains_a_sequential_like_torch():
 # crossed with the bad values of tests/badinput.py (its docstring says what
 # SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
 
-from strategies import torch_one_thread  # noqa: E402
+from strategies import torch_one_thread  # noqa: E402, F401  (a fixture)
 from badinput import (  # noqa: E402, F401  (ctx is a fixture)
     ArrayTable, REF, Raises, ScalarTable, check_array_row, check_scalar_row, check_special_row, ctx,
     nt, randn, special_params, tt)

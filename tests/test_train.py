@@ -7,17 +7,13 @@ a class-dependent bright bar plus noise: learnable in one epoch). The real-data
 MLP run (``-m realdata``) is in this file; the default softmax run is in
 test_cli.py, through the command line.
 """
-import io
 import json
 import math
 import os
-import pickle
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
