@@ -791,7 +791,7 @@ write_idx = idxdata.write_idx
 
 
 def make_tiny_dataset(directory, *, gz=False, seed=0):
-    return idxdata.make_tiny_dataset(directory, TINY, gz=gz, seed=seed)
+    return idxdata.make_dataset(directory, TINY, gz=gz, seed=seed)
 
 
 @pytest.fixture
