@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import idxdata
-from npnet import cli
+from npnet import _io, cli
 from npnet.cli import _common as cli_common
 from npnet.cli import _outdir as cli_outdir
 from npnet.cli import train as cli_train
@@ -775,3 +775,301 @@ def test_resume_refuses_a_checkpoint_with_nan_weights_as_a_bad_checkpoint(small,
     line = one_line_error(stderr)
     assert status == 1 and "'1.weight' holds NaN or inf" in line and "checkpoint is bad" in line
     assert "learning rate" not in line
+
+
+# =========================================================================== bad inputs
+# Every numeric flag with every kind of bad value, corrupt data sets and failed runs,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean) (exit statuses 2 and 1, one line, --debug for the traceback); then where npnet writes, and a full disk.
+
+import errno  # noqa: E402
+import math  # noqa: E402
+import textwrap  # noqa: E402
+
+from npnet import data  # noqa: E402
+
+TINY = {"train": 60, "test": 20}
+THREAD_VARS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+write_idx = idxdata.write_idx
+
+
+def make_tiny_dataset(directory, *, gz=False, seed=0):
+    return idxdata.make_dataset(directory, TINY, gz=gz, seed=seed)
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A tiny dataset, the only one npnet can find; returns its directory."""
+    return idxdata.isolate(monkeypatch, tmp_path, TINY)
+
+
+def run_cli(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line(err):
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+FLAG_KINDS = {"--hidden": "int>=1", "--epochs": "int>=1", "--batch-size": "int>=1", "--seed": "int>=0",
+              "--lr": "real>0", "--momentum": "real>=0", "--weight-decay": "real>=0", "--dropout": "prob<1"}
+BAD_TEXTS = ["abc", "", " ", "nan", "inf", "-inf", "1e999", "-1", "0", "1", "1.5", "0x10", "1,5", "1e-400", "--"]
+
+
+def _refused(kind, text):
+    """Whether the CLI must refuse ``text`` for a flag of this kind."""
+    try:
+        value = int(text) if kind.startswith("int") else float(text)
+    except ValueError:
+        return True
+    if not math.isfinite(value):
+        return True
+    return {"int>=1": value < 1, "int>=0": value < 0, "real>0": value <= 0, "real>=0": value < 0,
+            "prob<1": not 0 <= value < 1}[kind]
+
+
+CLI_BAD = [(flag, text) for flag, kind in FLAG_KINDS.items() for text in BAD_TEXTS if _refused(kind, text)]
+CLI_BAD += [(flag, None) for flag in FLAG_KINDS]                       # the value left out
+CLI_BAD += [(flag, text) for flag in ("--model", "--optimizer", "--init", "--dtype") for text in ("bogus", "", "MLP")]
+CLI_BAD += [("--out", ""), ("--data-dir", ""), ("--out", "a\0b")]
+
+
+@pytest.mark.parametrize("flag, text", CLI_BAD, ids=[f"{f} {t!r}" for f, t in CLI_BAD])
+def test_cli_bad_value_exits_2_with_one_line(tiny, tmp_path, capsys, flag, text):
+    argv = ["train", "--data-dir", tiny, "--out", tmp_path / "run"] + ([flag] if text is None else [flag, text])
+    status, stdout, stderr = run_cli(capsys, *argv)
+    assert status == 2
+    line = one_line(stderr)
+    assert line.startswith(f"npnet train: error: argument {flag}: ") and line.endswith("(see npnet train --help)"), line
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_cli_data_with_empty_data_dir_exits_2(capsys):
+    status, _, stderr = run_cli(capsys, "data", "--data-dir", "")
+    assert status == 2 and "argument --data-dir: expected a directory path, got ''" in one_line(stderr)
+
+
+def _truncate(path):
+    raw = open(path, "rb").read()
+    open(path, "wb").write(raw[:len(raw) // 2])
+
+
+def _label_12(path):
+    raw = bytearray(open(path, "rb").read())
+    raw[-1] = 12
+    open(path, "wb").write(bytes(raw))
+
+
+DAMAGE = {
+    # id: (file, how)
+    "truncated images": ("train-images-idx3-ubyte", _truncate),
+    "garbage labels": ("t10k-labels-idx1-ubyte", lambda p: open(p, "wb").write(os.urandom(100))),
+    "empty file": ("train-labels-idx1-ubyte", lambda p: open(p, "wb").close()),
+    "label out of range": ("t10k-labels-idx1-ubyte", _label_12),
+    "one image short": ("train-images-idx3-ubyte", lambda p: write_idx(p, np.zeros((TINY["train"] - 1, 28, 28)))),
+    "images 32x32": ("t10k-images-idx3-ubyte", lambda p: write_idx(p, np.zeros((TINY["test"], 32, 32)))),
+    "bad gzip": ("train-images-idx3-ubyte", lambda p: (os.rename(p, p + ".gz"), open(p + ".gz", "r+b").write(
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage"))),
+    "html page": ("train-labels-idx1-ubyte", lambda p: open(p, "wb").write(b"<!DOCTYPE html><html>404</html>")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_cli_corrupt_data_exits_2_naming_the_file(tiny, tmp_path, capsys, damage):
+    name, how = DAMAGE[damage]
+    how(os.path.join(tiny, name))
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", tiny, "--out", tmp_path / "run", "--epochs", 1)
+    assert status == 2
+    line = one_line(stderr)
+    assert line.startswith("npnet train: error: cannot load Fashion-MNIST: ") and name in line, line
+    assert not os.path.exists(tmp_path / "run" / "checkpoint.npz")
+
+
+def test_cli_data_dir_a_file_or_missing_and_out_a_file_exit_2(tiny, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", afile, "--out", tmp_path / "run")
+    line = one_line(stderr)
+    assert status == 2 and line.startswith("npnet train: error: --data-dir ") and str(afile) in line, line
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", tiny, "--out", afile)
+    assert status == 2 and f"cannot create --out {afile}" in one_line(stderr)
+
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _fail_from_call(n, real):
+    """A stand-in for ``real`` that works n - 1 times, then finds the disk full."""
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= n:
+            enospc()
+        return real(*args, **kwargs)
+    return fake
+
+
+def test_cli_full_disk_while_checkpointing_exits_1_and_keeps_the_last_epoch(tiny, tmp_path, capsys, monkeypatch):
+    args = ["train", "--data-dir", tiny, "--epochs", 3, "--batch-size", 16]
+    assert run_cli(capsys, *args, "--out", tmp_path / "straight")[0] == 0
+    out = tmp_path / "run"
+    monkeypatch.setattr(np, "savez", _fail_from_call(3, np.savez))   # epoch 0 and 1 fit, epoch 2 does not
+    status, _, stderr = run_cli(capsys, *args, "--out", out)
+    assert status == 1
+    line = one_line(stderr)
+    ckpt = re.escape(str(out / "checkpoint.npz"))
+    assert re.fullmatch(rf"npnet train: cannot write checkpoint {ckpt}: No space left on device; {ckpt} keeps epoch 1",
+                        line), line
+    assert T.load_checkpoint(out / "checkpoint.npz").epoch == 1
+    assert [n for n in os.listdir(out) if n.startswith(".")] == []          # no temp file left
+    assert open(out / "metrics.csv").read().count("\n") == 2                # the header and epoch 1
+    monkeypatch.setattr(np, "savez", _fail_from_call(1, np.savez))
+    status, _, stderr = run_cli(capsys, "train", "--out", out, "--resume", "--debug")
+    assert status == 1 and "Traceback" in stderr and "No space left on device" in stderr
+    monkeypatch.undo()
+    monkeypatch.setattr(data, "_COUNTS", dict(TINY))
+    monkeypatch.setattr(data, "SYSTEM_DIRS", (str(tmp_path / "no-system-data"),))
+    status, _, stderr = run_cli(capsys, "train", "--out", out, "--resume")   # space freed: the run finishes
+    assert status == 0, stderr
+    a, b = T.load_checkpoint(tmp_path / "straight" / "checkpoint.npz"), T.load_checkpoint(out / "checkpoint.npz")
+    assert {k: v.tobytes() for k, v in a.params.items()} == {k: v.tobytes() for k, v in b.params.items()}
+    assert [r.train_loss for r in a.metrics] == [r.train_loss for r in b.metrics]
+
+
+@pytest.mark.parametrize("what", ["metrics.csv", "config.json", "curves.png"])
+def test_cli_full_disk_writing_the_other_files_exits_1_with_one_line(tiny, tmp_path, capsys, monkeypatch, what):
+    out = tmp_path / "run"
+    real = _io.atomic_write
+
+    def atomic_write(path, write, **kw):   # the disk fills up in the middle of writing this one file
+        if os.path.basename(path) == what:
+            return real(path, lambda f, tmp: (f.write(b"half a file"), enospc()), **kw)
+        return real(path, write, **kw)
+
+    monkeypatch.setattr(_io, "atomic_write", atomic_write)
+    status, _, stderr = run_cli(capsys, "train", "--data-dir", tiny, "--out", out, "--epochs", 2)
+    assert status == 1
+    line = one_line(stderr)
+    if what == "curves.png":
+        assert f"cannot write the plots into {out}: No space left on device" in line and "keeps epoch 2" in line, line
+    else:
+        assert f"cannot write {out}/{what}: No space left on device" in line, line
+    if what == "metrics.csv":
+        assert "checkpoint.npz keeps epoch 1" in line, line
+    # failing before its first epoch (config.json), a new run takes its folder back with it
+    assert [n for n in (os.listdir(out) if out.exists() else []) if n.startswith(".")] == []
+    assert not os.path.exists(out / what) or what == "metrics.csv"
+
+
+FSIZE_SCRIPT = textwrap.dedent("""
+    import sys
+    from npnet import cli, data
+    data._COUNTS = {"train": %d, "test": %d}
+    data.SYSTEM_DIRS = ()
+    sys.exit(cli.main(sys.argv[1:]))
+""") % (TINY["train"], TINY["test"])
+
+
+def _npnet(argv, env, cwd, fsize=None):
+    def limit():
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    return subprocess.run([sys.executable, "-c", FSIZE_SCRIPT] + [str(a) for a in argv], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit if fsize else None)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE")
+def test_a_real_write_failure_mid_run_keeps_the_finished_epoch_and_resume_finishes_it(tiny, tmp_path):
+    """No monkeypatching: the kernel refuses the write (RLIMIT_FSIZE, the way a full disk refuses it)."""
+    env = {**os.environ, **THREAD_VARS, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("NPNET_DATA", None)
+    args = ["train", "--data-dir", tiny, "--batch-size", 16, "--seed", 3]
+    p = _npnet(args + ["--out", "aa", "--epochs", 1], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    size1 = (tmp_path / "aa" / "checkpoint.npz").stat().st_size     # epoch 2's is 48 bytes of metrics larger
+    p = _npnet(args + ["--out", "bb", "--epochs", 3], env, tmp_path, fsize=size1 + 24)
+    assert p.returncode == 1, p.stderr
+    line = one_line(p.stderr)
+    assert "File too large" in line and "checkpoint.npz keeps epoch 1" in line, line
+    assert T.load_checkpoint(tmp_path / "bb" / "checkpoint.npz").epoch == 1
+    assert [n for n in os.listdir(tmp_path / "bb") if n.startswith(".")] == []
+    assert _npnet(["train", "--out", "bb", "--resume", "--epochs", 3], env, tmp_path).returncode == 0
+    assert _npnet(args + ["--out", "cc", "--epochs", 3], env, tmp_path).returncode == 0
+    a, b = T.load_checkpoint(tmp_path / "cc" / "checkpoint.npz"), T.load_checkpoint(tmp_path / "bb" / "checkpoint.npz")
+    assert {k: v.tobytes() for k, v in a.params.items()} == {k: v.tobytes() for k, v in b.params.items()}
+
+
+# =========================================================================== 6. files: where npnet writes
+
+def tree(root):
+    """{relative path: (kind, size, mtime_ns)} of everything under root."""
+    out = {}
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            st_ = os.lstat(p)
+            out[os.path.relpath(p, root)] = ("dir" if name in dirs else "file",
+                                             0 if name in dirs else st_.st_size, 0 if name in dirs else st_.st_mtime_ns)
+    return out
+
+
+NASTY = "my run 'x' \"y\" $(touch pwned) `touch pwned2`; rm -rf z && echo | ünï☃ *?[a]"
+
+
+def test_npnet_train_writes_only_into_out_and_the_cache(tmp_path):
+    """A real `npnet train` with HOME, XDG_CACHE_HOME and TMPDIR in a sandbox, the cwd in another
+    directory, and an --out full of shell syntax: the only new files are in --out and the cache."""
+    for d in ("home", "cache", "tmp", "cwd"):
+        (tmp_path / d).mkdir()
+    data_dir = make_tiny_dataset(tmp_path / "data", gz=True)     # gzipped: the decoded copy goes to the cache
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path / "home"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "TMPDIR": str(tmp_path / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
+           "LANG": "C.UTF-8", **THREAD_VARS}
+    before = tree(tmp_path)
+    p = _npnet(["train", "--data-dir", data_dir, "--out", NASTY, "--epochs", 2], env, tmp_path / "cwd")
+    assert p.returncode == 0, p.stderr
+    after = tree(tmp_path)
+    new = {k: v for k, v in after.items() if before.get(k) != v}
+    out_dir = os.path.join("cwd", NASTY)
+    outside = sorted(k for k in new if not (k == out_dir or k.startswith(out_dir + os.sep) or k.startswith("cache" + os.sep)
+                                            or k == "cache"))
+    # matplotlib keeps its font cache in $XDG_CACHE_HOME/matplotlib (the cache), and its import creates its
+    # (empty) config directory ~/.config/matplotlib: that directory, and no file, may appear outside
+    matplotlib_config = {os.path.join("home", ".config"), os.path.join("home", ".config", "matplotlib")}
+    assert [k for k in outside if k not in matplotlib_config] == [], f"written outside --out and the cache: {outside}"
+    assert all(new[k][0] == "dir" for k in outside)
+    assert sorted(os.listdir(tmp_path / out_dir)) == ["checkpoint.npz", "config.json", "curves.png", "metrics.csv",
+                                                      "predictions.png"]
+    assert sorted(os.listdir(tmp_path / "cwd")) == [NASTY]                 # no "pwned": nothing ran the text
+    decoded = os.listdir(tmp_path / "cache" / "npnet" / "fashion-mnist")
+    assert len(decoded) == 1 and decoded[0].startswith("decoded-") and decoded[0].endswith(".npz")
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+@pytest.mark.parametrize("out", [NASTY, "-starts with a dash", "trailing space ", "a/b/../c"],
+                         ids=["shell", "dash", "space", "dots"])
+def test_out_is_used_as_given(tiny, tmp_path, capsys, monkeypatch, out):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    status, stdout, stderr = run_cli(capsys, "train", "--data-dir", tiny, f"--out={out}", "--epochs", 1)
+    assert status == 0, stderr
+    assert os.path.isfile(os.path.join(cwd, out, "checkpoint.npz"))
+    created = sorted(os.path.relpath(os.path.join(d, n), cwd) for d, ds, fs in os.walk(cwd) for n in ds + fs)
+    # the kernel resolves the path (a/b/../c is a/c once a/b exists): os.makedirs(out) and nothing else
+    where = os.path.relpath(os.path.realpath(os.path.join(cwd, out)), cwd)
+    dirs = {"a", "a/b", "a/c"} if out == "a/b/../c" else {where}
+    files = {os.path.join(where, n) for n in ("checkpoint.npz", "config.json", "curves.png", "metrics.csv",
+                                              "predictions.png")}
+    assert set(created) == dirs | files, created
+    assert f"to {out}" in stdout

@@ -1336,3 +1336,173 @@ def test_make_data_lists_every_way_when_every_way_failed(tmp_path):
     for needle in ("apt-get install dataset-fashion-mnist failed", str(tmp_path / "system"), "NPNET_DATA",
                    "attempt 3", "Connection refused", "make data"):
         assert needle in stderr, needle
+
+
+# =========================================================================== bad inputs
+# Every array and every other argument of DataLoader, kfold and the Fashion-MNIST loaders,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express, and a full disk.
+
+import idxdata  # noqa: E402
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    ArrayTable, OK, REF, Raises, SKIP, ScalarTable, check_array_row, check_scalar_row,
+    check_special_row, ctx, enospc, labels, randn, rng, special_params)
+
+ARRAYS = ArrayTable()
+add = ARRAYS.add
+
+def _batches(a, batch_size=2):
+    return [(x, y) for x, y in data.DataLoader(a["X"], a["y"], batch_size)]
+
+
+def _batches_ref(a, batch_size=2):
+    X, y = a["X"], a["y"]
+    if X.dtype == np.uint8:
+        X = (X.astype(np.float32) / np.float32(255))[:, None] if X.ndim == 3 else X.astype(np.float32) / np.float32(255)
+    y = y.astype(np.int64) if y.dtype.kind in "iu" else y
+    return [(X[i:i + batch_size], y[i:i + batch_size]) for i in range(0, X.shape[0], batch_size)]
+
+
+_dl_args = lambda: {"X": randn(5, 3), "y": labels(5)}   # noqa: E731
+_dl_empty = lambda: {"X": randn(0, 3), "y": labels(0)}   # noqa: E731
+_per_sample = Raises(ValueError, r"y must have one entry per sample of X \(5\), got shape \(4,\)")
+add("DataLoader(X)", _batches, _dl_args, "X", ref=_batches_ref, empty=_dl_empty,
+    zero_d=Raises(ValueError, r"X must have a sample axis, got shape \(\)"),
+    wrong_shape=(lambda v: v[:4], Raises(ValueError, r"y must have one entry per sample of X \(4\), got shape \(5,\)")),
+    over={"other-float": REF,
+          "int64": Raises(TypeError, r"X must have dtype uint8 \(images\) or float32/float64, got int64")})
+add("DataLoader(X uint8)", _batches, lambda: {"X": np.arange(5 * 12, dtype=np.uint8).reshape(5, 3, 4), "y": labels(5)},
+    "X", kind="any", ref=_batches_ref, empty=lambda: {"X": np.zeros((0, 3, 4), np.uint8), "y": labels(0)},
+    zero_d=Raises(ValueError, r"X must have a sample axis, got shape \(\)"),
+    over={k: Raises(TypeError, r"X must have dtype uint8 \(images\) or float32/float64, got")
+          for k in ("bool", "object", "complex")})
+add("DataLoader(y)", _batches, _dl_args, "y", kind="index", ref=_batches_ref, empty=_dl_empty,
+    zero_d=Raises(ValueError, r"y must have one entry per sample of X \(5\), got shape \(\)"),
+    wrong_shape=(lambda v: v[:4], _per_sample),
+    over={"float32": REF, "out-of-range": REF, "negative": REF,
+          "bool": Raises(TypeError, r"y must hold integer labels or float32/float64 targets, got dtype bool"),
+          "object": Raises(TypeError, r"y must hold integer labels or float32/float64 targets, got dtype object"),
+          "complex": Raises(TypeError, r"y must hold integer labels or float32/float64 targets, got dtype complex128")})
+
+_kf_args = lambda: {"X": randn(5, 3), "y": labels(5)}   # noqa: E731
+_kf = lambda a: data.get_k_fold_data(2, 1, a["X"], a["y"])   # noqa: E731
+_kf_ref = lambda a: (a["X"][:2].copy(), a["y"][:2].copy(), a["X"][2:4].copy(), a["y"][2:4].copy())   # noqa: E731
+add("get_k_fold_data(X)", _kf, _kf_args, "X", kind="any", ref=_kf_ref,
+    empty=lambda: {"X": randn(0, 3), "y": labels(0)},
+    over={"empty": Raises(ValueError, r"X must have at least k=2 samples so that no fold is empty, got 0")},
+    zero_d=Raises(ValueError, r"X must have a sample axis, got shape \(\)"),
+    wrong_shape=(lambda v: v[:4], Raises(ValueError, r"y must have one entry per sample of X \(4\), got shape \(5,\)")))
+add("get_k_fold_data(y)", _kf, _kf_args, "y", kind="any", ref=_kf_ref,
+    zero_d=Raises(ValueError, r"y must have a sample axis, got shape \(\)"),
+    wrong_shape=(lambda v: v[:4], _per_sample))
+for _k in ("nan", "inf"):   # float rows for the integer labels above would be meaningless
+    ARRAYS[-1].over[_k] = SKIP
+
+
+@pytest.mark.parametrize("arg, bad, outcome", ARRAYS.params())
+def test_array_argument(arg, bad, outcome):
+    check_array_row(arg, bad, outcome)
+
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+# no data: the search names the data set; an explicit root is named in the message (root=...)
+_NO_DATA = Raises(DataError, r"Fashion-MNIST not found|(?<![\w.])root=")
+_NOT_DOWNLOADED = Raises(DownloadError, "Could not download")
+_LOCAL = dict(mirrors=["http://127.0.0.1:9/"], retries=0, timeout=2)   # port 9 refuses at once: never the internet
+_dl = lambda **kw: list(data.DataLoader(randn(5, 3), labels(5), **{"batch_size": 2, **kw}))   # noqa: E731
+scalar("DataLoader(batch_size)", lambda v, c: _dl(batch_size=v), "batch_size", "int>=1", good=2)
+scalar("DataLoader(shuffle)", lambda v, c: _dl(shuffle=v), "shuffle", "flag")
+scalar("DataLoader(drop_last)", lambda v, c: _dl(drop_last=v), "drop_last", "flag")
+scalar("DataLoader(rng)", lambda v, c: _dl(shuffle=True, rng=v), "rng", "generator?")
+scalar("kfold(n)", lambda v, c: list(data.kfold(v, 2)), "n", "int>=2", good=5)
+scalar("kfold(k)", lambda v, c: list(data.kfold(9, v)), "k", "int>=2")
+scalar("kfold(shuffle)", lambda v, c: list(data.kfold(5, 2, shuffle=v)), "shuffle", "flag")
+scalar("kfold(rng)", lambda v, c: list(data.kfold(5, 2, shuffle=True, rng=v)), "rng", "generator?")
+scalar("get_k_fold_data(k)", lambda v, c: data.get_k_fold_data(v, 0, randn(9, 2), labels(9)), "k", "int>=2")
+scalar("get_k_fold_data(i)", lambda v, c: data.get_k_fold_data(2, v, randn(9, 2), labels(9)), "i", "int>=0",
+       over={"big": Raises(ValueError, r"i must be an integer in \[0, 1\], got 7")})
+scalar("read_idx(path)", lambda v, c: data.read_idx(v), "path", "path",
+       over={"str": Raises(DataError, r"^1: cannot read IDX file: No such file or directory")})
+scalar("read_idx(max_bytes)", lambda v, c: data.read_idx(c.idx, max_bytes=v), "max_bytes", "int>=0?",
+       over={"zero": Raises(DataError, r"claims 11 bytes, more than the 0 allowed"),
+             "one": Raises(DataError, r"more than the 1 allowed"), "big": Raises(DataError, r"more than the 7 allowed")})
+_lfm = lambda c, **kw: data.load_fashion_mnist(   # noqa: E731
+    **{"root": os.path.join(c.tmp, "nothing"), "download": False, **kw})
+scalar("load_fashion_mnist(root)", lambda v, c: data.load_fashion_mnist(v, download=False), "root", "path?", ok=_NO_DATA)
+scalar("load_fashion_mnist(download)", lambda v, c: _lfm(c, download=v, **_LOCAL), "download", "flag",
+       ok=_NOT_DOWNLOADED)
+scalar("load_fashion_mnist(timeout)", lambda v, c: _lfm(c, timeout=v), "timeout", "real>0", ok=_NO_DATA)
+scalar("load_fashion_mnist(retries)", lambda v, c: _lfm(c, retries=v), "retries", "int>=0", ok=_NO_DATA,
+       over={"big": _NO_DATA})
+scalar("load_fashion_mnist(mirrors)", lambda v, c: _lfm(c, mirrors=v), "mirrors", "mirrors?", ok=_NO_DATA)
+scalar("load_fashion_mnist(checksums)", lambda v, c: _lfm(c, checksums=v), "checksums", "dict?", ok=_NO_DATA)
+scalar("load_fashion_mnist(cache)", lambda v, c: _lfm(c, cache=v), "cache", "flag", ok=_NO_DATA)
+scalar("find_fashion_mnist(root)", lambda v, c: data.find_fashion_mnist(v), "root", "path?",
+       over={"str": OK})
+scalar("download_fashion_mnist(root)", lambda v, c: data.download_fashion_mnist(v, **_LOCAL), "root", "path?",
+       ok=_NOT_DOWNLOADED, over={"str": SKIP})
+scalar("download_fashion_mnist(timeout)",
+       lambda v, c: data.download_fashion_mnist(c.tmp, mirrors=_LOCAL["mirrors"], retries=0, timeout=v),
+       "timeout", "real>0", ok=_NOT_DOWNLOADED)
+scalar("load_data_fashion_mnist(batch_size)", lambda v, c: data.load_data_fashion_mnist(v, c.tmp, download=False),
+       "batch_size", "int>=1", ok=_NO_DATA)
+scalar("load_data_fashion_mnist(rng)", lambda v, c: data.load_data_fashion_mnist(2, c.tmp, rng=v, download=False),
+       "rng", "generator?", ok=_NO_DATA)
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)
+
+
+SPECIAL = [
+    # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
+    ("DataLoader over 0 samples yields nothing", lambda c: (list(data.DataLoader(randn(0, 3), labels(0), 4)), []), REF),
+    ("DataLoader batch_size 10**12 allocates by the data",
+     lambda c: (len(list(data.DataLoader(np.zeros((3, 28, 28), np.uint8), labels(3), 10**12, shuffle=True, rng=rng()))),
+                1), REF),
+    ("kfold n < k", lambda c: list(data.kfold(3, 5)),
+     Raises(ValueError, r"n must be at least k=5 so that no fold is empty")),
+    ("read_idx(directory)", lambda c: data.read_idx(c.tmp), Raises(DataError, r"not a regular file")),
+]
+
+
+@pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
+def test_special_row(ctx, call, outcome):
+    check_special_row(ctx, call, outcome)
+
+
+# --------------------------------------------------------------------------- a full disk
+
+TINY = {"train": 60, "test": 20}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A tiny dataset, the only one npnet can find; returns its directory."""
+    return idxdata.isolate(monkeypatch, tmp_path, TINY)
+
+
+def test_download_on_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch):
+    from httpserver import LocalServer, Reply
+
+    raw = bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3])
+    with LocalServer() as server:
+        for base in data.FASHION_MNIST_FILES:
+            server.route(f"/{base}.gz", Reply(body=gzip.compress(raw)))
+        monkeypatch.setattr(data.os, "fsync", enospc)
+        with pytest.raises(DownloadError, match=r"cannot write .*train-images-idx3-ubyte.gz: No space left on device"):
+            data.download_fashion_mnist(tmp_path / "d", mirrors=[server.url], timeout=5, retries=0,
+                                        checksums={b: hashlib.sha256(raw).hexdigest() for b in data.FASHION_MNIST_FILES})
+    assert os.listdir(tmp_path / "d") == []
+
+
+def test_decoded_cache_on_a_full_disk_is_just_skipped(tiny, tmp_path, monkeypatch):
+    gz_dir = idxdata.make_dataset(tmp_path / "gz", TINY, gz=True)
+    monkeypatch.setattr(data.os, "fsync", enospc)
+    X_train, y_train, X_test, y_test = data.load_fashion_mnist(gz_dir, download=False)
+    assert X_train.shape == (TINY["train"], 28, 28) and y_test.shape == (TINY["test"],)
+    cache = tmp_path / "cache" / "npnet" / "fashion-mnist"
+    assert not cache.exists() or os.listdir(cache) == []

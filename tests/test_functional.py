@@ -520,3 +520,225 @@ def test_nonfinite_logits_give_torchs_values_without_warnings(name, npnet_fn, to
     wants = (y.detach().numpy(), xt.grad.numpy()) * (len(got) // 2)
     for i, (g, w) in enumerate(zip(got, wants)):
         _same_as_torch(g, w, dtype, f"{name} output {i}")
+
+
+# =========================================================================== bad inputs
+# Every array and every other argument of the kernels,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    ArrayTable, C, CE_INF, CE_INPUT, CE_TARGET, CE_WEIGHT, D0, Deviates,
+    E, MSE, NLL_TARGET, OK, REF, Raises, SKIP, ScalarTable,
+    X0, ce_args, ce_back_ref, ce_empty, ce_ref, check_array_row, check_scalar_row, check_special_row,
+    ctx, grad_of, labels, mse_args, mse_empty, mse_ref, mseb_ref, nll_args,
+    nll_empty, nt, randn, rng, special_params, tt)
+
+aten = torch.ops.aten
+ARRAYS = ArrayTable()
+add = ARRAYS.add
+
+ELEMENTWISE_ROWS = [
+    # name, npnet forward, torch forward, 0-d outcome
+    ("relu", F.relu, torch.relu, REF),
+    ("leaky_relu", lambda X: F.leaky_relu(X, 0.2), lambda x: TF.leaky_relu(x, 0.2), REF),
+    ("sigmoid", F.sigmoid, torch.sigmoid, REF),
+    ("tanh", F.tanh, torch.tanh, REF),
+    ("softmax", lambda X: F.softmax(X, -1), lambda x: torch.softmax(x, -1), REF),
+    ("log_softmax", lambda X: F.log_softmax(X, -1), lambda x: torch.log_softmax(x, -1), REF),
+]
+for _name, _f, _tf, _zero_d in ELEMENTWISE_ROWS:
+    add(f"F.{_name}(input)", lambda a, f=_f: f(a["X"]), lambda: {"X": X0()}, "X", "input",
+        ref=lambda a, tf=_tf: nt(tf(tt(a["X"]))), empty=lambda: {"X": randn(0, 5)}, zero_d=_zero_d)
+
+BACKWARD_KERNELS = [
+    # name, npnet backward(dY, S), what S is, S from X, torch backward(dY, S)
+    ("relu_backward", F.relu_backward, "X", lambda X: X,
+     lambda dy, s: aten.threshold_backward(dy, s, 0)),
+    ("leaky_relu_backward", lambda dY, X: F.leaky_relu_backward(dY, X, 0.2), "X", lambda X: X,
+     lambda dy, s: aten.leaky_relu_backward(dy, s, 0.2, False)),
+    ("sigmoid_backward", F.sigmoid_backward, "Y", F.sigmoid, aten.sigmoid_backward),
+    ("tanh_backward", F.tanh_backward, "Y", F.tanh, aten.tanh_backward),
+    ("softmax_backward", lambda dY, Y: F.softmax_backward(dY, Y, -1), "Y", F.softmax,
+     lambda dy, s: aten._softmax_backward_data(dy, s, -1, s.dtype)),
+    ("log_softmax_backward", lambda dY, Y: F.log_softmax_backward(dY, Y, -1), "Y", F.log_softmax,
+     lambda dy, s: aten._log_softmax_backward_data(dy, s, -1, s.dtype)),
+    ("dropout_backward", F.dropout_backward, "mask", lambda X: F.dropout_mask(X.shape, 0.5, rng(3), X.dtype),
+     lambda dy, s: dy * s),
+]
+_RELU_NAN = Deviates(REF, "relu_backward passes no gradient where X is NaN; torch's threshold_backward "
+                          "(X <= 0 ? 0 : dY) passes dY there")
+_DEVIATES = {"relu_backward": {"nan": _RELU_NAN}}
+for _name, _f, _s, _make, _tf in BACKWARD_KERNELS:
+    _args = lambda make=_make: {"dY": D0(), "S": make(X0())}   # noqa: E731
+    _empty = lambda make=_make: {"dY": randn(0, 5, seed=1), "S": make(randn(0, 5))}   # noqa: E731
+    _ref = lambda a, tf=_tf: nt(tf(tt(a["dY"]), tt(a["S"])))   # noqa: E731
+    _call = lambda a, f=_f: f(a["dY"], a["S"])   # noqa: E731
+    add(f"F.{_name}(dY)", _call, _args, "dY", ref=_ref, empty=_empty,
+        zero_d=Raises(ValueError, rf"dY must have the shape of {_s} \(4, 5\), got \(\)"),
+        wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, rf"dY must have the shape of {_s} \(4, 5\), got \(4, 4\)")),
+        mixed=Raises(TypeError, rf"dY must have dtype float32 to match {_s}, got float64"))
+    add(f"F.{_name}({_s})", _call, _args, "S", _s, ref=_ref, empty=_empty, over=_DEVIATES.get(_name, {}),
+        zero_d=Raises(ValueError, rf"dY must have the shape of {_s} \(\), got \(4, 5\)"),
+        wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, rf"dY must have the shape of {_s} \(4, 4\), got \(4, 5\)")),
+        mixed=Raises(TypeError, rf"dY must have dtype float64 to match {_s}, got float32"))
+
+# linear and linear_backward
+_lin_args = lambda: {"X": randn(4, 3), "W": randn(5, 3, seed=1), "b": randn(5, seed=2)}   # noqa: E731
+_lin_empty = lambda: {"X": randn(0, 3), "W": randn(5, 3, seed=1), "b": randn(5, seed=2)}   # noqa: E731
+_lin_ref = lambda a: nt(TF.linear(tt(a["X"]), tt(a["W"]), tt(a["b"])))   # noqa: E731
+_lin = lambda a: F.linear(a["X"], a["W"], a["b"])   # noqa: E731
+add("F.linear(input)", _lin, _lin_args, "X", "input", ref=_lin_ref, empty=_lin_empty,
+    zero_d=Raises(ValueError, r"input must have at least 1 dimension"),
+    wrong_shape=(lambda v: randn(4, 7), Raises(ValueError, r"input has 7 features on its last axis but weight expects 3")),
+    mixed=Raises(TypeError, r"weight must have dtype float64 to match the input, got float32"))
+add("F.linear(weight)", _lin, _lin_args, "W", "weight", ref=_lin_ref,
+    empty=lambda: {"X": randn(4, 3), "W": randn(0, 3), "b": randn(0)},
+    zero_d=Raises(ValueError, r"weight must have at least 2 dimension"),
+    wrong_shape=(lambda v: randn(5, 4), Raises(ValueError, r"input has 3 features on its last axis but weight expects 4")),
+    mixed=Raises(TypeError, r"weight must have dtype float32 to match the input, got float64"))
+add("F.linear(bias)", _lin, _lin_args, "b", "bias", ref=_lin_ref, over={"None": REF},
+    zero_d=Raises(ValueError, r"bias must have shape \(5,\), got \(\)"),
+    wrong_shape=(lambda v: randn(4), Raises(ValueError, r"bias must have shape \(5,\), got \(4,\)")),
+    mixed=Raises(TypeError, r"bias must have dtype float32 to match the input, got float64"))
+
+_linb_args = lambda: {"dY": randn(4, 5, seed=3), "X": randn(4, 3), "W": randn(5, 3, seed=1)}   # noqa: E731
+_linb_empty = lambda: {"dY": randn(0, 5, seed=3), "X": randn(0, 3), "W": randn(5, 3, seed=1)}   # noqa: E731
+
+
+def _linb_ref(a):
+    dX, dW, db = grad_of(lambda X, W, b: TF.linear(X, W, b), X=a["X"], W=a["W"],
+                          b=np.zeros(a["W"].shape[0], a["W"].dtype))(a["dY"], ("X", "W", "b"))
+    return dX, dW, db
+
+
+_linb = lambda a: F.linear_backward(a["dY"], a["X"], a["W"])   # noqa: E731
+add("F.linear_backward(dY)", _linb, _linb_args, "dY", ref=_linb_ref, empty=_linb_empty,
+    zero_d=Raises(ValueError, r"dY must have shape \(4, 5\) \(X's leading dims, W's out_features\), got \(\)"),
+    wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"dY must have shape \(4, 5\) .*got \(4, 4\)")),
+    mixed=Raises(TypeError, r"dY must have dtype float32 to match X, got float64"))
+add("F.linear_backward(X)", _linb, _linb_args, "X", ref=_linb_ref,
+    zero_d=Raises(ValueError, r"X must have at least 1 dimension"),
+    wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"X has 2 features on its last axis but W expects 3")),
+    mixed=Raises(TypeError, r"dY must have dtype float64 to match X, got float32"))
+add("F.linear_backward(W)", _linb, _linb_args, "W", ref=_linb_ref,
+    zero_d=Raises(ValueError, r"W must be 2-D \(out_features, in_features\), got shape \(\)"),
+    wrong_shape=(lambda v: v[:-1], Raises(ValueError, r"dY must have shape \(4, 4\) .*got \(4, 5\)")),
+    mixed=Raises(TypeError, r"W must have dtype float32 to match X, got float64"))
+
+# dropout(X, mask)
+_do_args = lambda: {"X": X0(), "mask": F.dropout_mask(E, 0.5, rng(3), np.float32)}   # noqa: E731
+_do_empty = lambda: {"X": randn(0, 5), "mask": np.zeros((0, 5), np.float32)}   # noqa: E731
+_do_ref = lambda a: nt(tt(a["X"]) * tt(a["mask"]))   # noqa: E731
+_do = lambda a: F.dropout(a["X"], a["mask"])   # noqa: E731
+add("F.dropout(input)", _do, _do_args, "X", "input", ref=_do_ref, empty=_do_empty,
+    zero_d=Raises(ValueError, r"mask must have shape \(\), got \(4, 5\)"),
+    wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"mask must have shape \(4, 4\), got \(4, 5\)")),
+    mixed=Raises(TypeError, r"mask must have dtype float64"))
+add("F.dropout(mask)", _do, _do_args, "mask", ref=_do_ref, empty=_do_empty,
+    zero_d=Raises(ValueError, r"mask must have shape \(4, 5\), got \(\)"),
+    wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"mask must have shape \(4, 5\), got \(4, 4\)")),
+    mixed=Raises(TypeError, r"mask must have dtype float32"))
+_ce = lambda a: F.cross_entropy(a["X"], a["t"], weight=a["w"])   # noqa: E731
+_ceb = lambda a: F.cross_entropy_backward(a["dloss"], a["X"], a["t"], weight=a["w"])   # noqa: E731
+_ceb_args = lambda: {**ce_args(), "dloss": np.array(0.7, np.float32)}   # noqa: E731
+_ceb_empty = lambda: {**ce_empty(), "dloss": np.array(0.7, np.float32)}   # noqa: E731
+add("F.cross_entropy(input)", _ce, ce_args, "X", "input", ref=ce_ref, empty=ce_empty, **CE_INPUT)
+add("F.cross_entropy(target)", _ce, ce_args, "t", "target", ref=ce_ref, empty=ce_empty, **CE_TARGET)
+add("F.cross_entropy(weight)", _ce, ce_args, "w", "weight", ref=ce_ref, **CE_WEIGHT)
+add("F.cross_entropy_backward(input)", _ceb, _ceb_args, "X", "input", ref=ce_back_ref, empty=_ceb_empty,
+    **CE_INPUT)
+add("F.cross_entropy_backward(target)", _ceb, _ceb_args, "t", "target", ref=ce_back_ref, empty=_ceb_empty, **CE_TARGET)
+add("F.cross_entropy_backward(weight)", _ceb, _ceb_args, "w", "weight", ref=ce_back_ref, **CE_WEIGHT)
+add("F.cross_entropy_backward(dloss)", _ceb, _ceb_args, "dloss", ref=ce_back_ref,
+    over={"None": REF, "noncontig": SKIP, "inf": CE_INF},
+    wrong_shape=(lambda v: v.reshape(1), Raises(ValueError, r"dloss must have shape \(\), got \(1,\)")),
+    mixed=Raises(TypeError, r"dloss must have dtype float32"))
+_cebl_args = lambda: {**_ceb_args(), "L": F.log_softmax(randn(4, C), 1)}   # noqa: E731
+add("F.cross_entropy_backward(log_probs)",
+    lambda a: F.cross_entropy_backward(a["dloss"], a["X"], a["t"], weight=a["w"], log_probs=a["L"]),
+    _cebl_args, "L", "log_probs", over={"None": OK},
+    zero_d=Raises(ValueError, r"log_probs must have the input's shape \(4, 5\), got \(\)"),
+    wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"log_probs must have the input's shape \(4, 5\), got \(4, 4\)")),
+    mixed=Raises(TypeError, r"log_probs must have the input's dtype float32, got float64"))
+
+_nll = lambda a: F.nll_loss(a["X"], a["t"], weight=a["w"])   # noqa: E731
+_nll_ref = lambda a: nt(TF.nll_loss(tt(a["X"]), tt(a["t"]).long()))   # noqa: E731
+_nllb = lambda a: F.nll_loss_backward(None, a["X"], a["t"])   # noqa: E731
+_nllb_ref = lambda a: grad_of(lambda X: TF.nll_loss(X, tt(a["t"]).long()), X=a["X"])(   # noqa: E731
+    np.ones((), a["X"].dtype), ("X",))[0]
+add("F.nll_loss(input)", _nll, nll_args, "X", "input", ref=_nll_ref, empty=nll_empty,
+    zero_d=CE_INPUT["zero_d"], wrong_shape=CE_INPUT["wrong_shape"])
+add("F.nll_loss(target)", _nll, nll_args, "t", "target", ref=_nll_ref, empty=nll_empty, **NLL_TARGET)
+add("F.nll_loss_backward(input)", _nllb, nll_args, "X", "input", ref=_nllb_ref, empty=nll_empty,
+    zero_d=CE_INPUT["zero_d"], wrong_shape=CE_INPUT["wrong_shape"])
+add("F.nll_loss_backward(target)", _nllb, nll_args, "t", "target", ref=_nllb_ref, empty=nll_empty, **NLL_TARGET)
+
+_mse = lambda a: F.mse_loss(a["X"], a["Y"])   # noqa: E731
+_mseb = lambda a: F.mse_loss_backward(a["dloss"], a["X"], a["Y"])   # noqa: E731
+for _fn, _ref, _label in ((_mse, mse_ref, "F.mse_loss"), (_mseb, mseb_ref, "F.mse_loss_backward")):
+    add(f"{_label}(input)", _fn, mse_args, "X", "input", ref=_ref, empty=mse_empty,
+        mixed=Raises(TypeError, r"target must have dtype float64 to match the input"), **MSE)
+    add(f"{_label}(target)", _fn, mse_args, "Y", "target", ref=_ref, empty=mse_empty,
+        mixed=Raises(TypeError, r"target must have dtype float32 to match the input"), **MSE)
+add("F.mse_loss_backward(dloss)", _mseb, lambda: {**mse_args(), "dloss": np.array(1.5, np.float32)}, "dloss",
+    ref=mseb_ref, over={"None": REF, "noncontig": SKIP},
+    wrong_shape=(lambda v: v.reshape(1), Raises(ValueError, r"dloss must have shape \(\), got \(1,\)")),
+    mixed=Raises(TypeError, r"dloss must have dtype float32"))
+
+
+@pytest.mark.parametrize("arg, bad, outcome", ARRAYS.params())
+def test_array_argument(arg, bad, outcome):
+    check_array_row(arg, bad, outcome)
+
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+_X, _DY = X0(), D0()
+scalar("F.leaky_relu(negative_slope)", lambda v, c: F.leaky_relu(_X, v), "negative_slope", "real", good=0.2)
+scalar("F.leaky_relu_backward(negative_slope)", lambda v, c: F.leaky_relu_backward(_DY, _X, v), "negative_slope", "real")
+for _f in ("softmax", "log_softmax"):
+    scalar(f"F.{_f}(axis)", lambda v, c, f=getattr(F, _f): f(_X, v), "axis", "int", good=-1, over={"big": Raises(
+        ValueError, r"axis must be in \[-2, 1\] for a 2-d input, got 7"), "negative": OK})
+    scalar(f"F.{_f}_backward(axis)", lambda v, c, f=getattr(F, _f + "_backward"): f(_DY, F.softmax(_X), v), "axis", "int",
+           over={"big": Raises(ValueError, r"axis must be in \[-2, 1\]")})
+scalar("F.dropout_mask(shape)", lambda v, c: F.dropout_mask(v, 0.5, rng()), "shape", "shape", good=(2, 3),
+       over={**{k: OK for k in ("negative", "zero", "one", "big", "list")},
+             "negative": Raises(ValueError, r"shape must be a tuple of non-negative ints, got \(-1,\)")})
+scalar("F.dropout_mask(p)", lambda v, c: F.dropout_mask((2, 3), v, rng()), "p", "prob", good=0.5)
+scalar("F.dropout_mask(rng)", lambda v, c: F.dropout_mask((2, 3), 0.5, v), "rng", "generator?", good=rng())
+scalar("F.dropout_mask(dtype)", lambda v, c: F.dropout_mask((2, 3), 0.5, rng(), v), "dtype", "dtype", good=np.float64)
+scalar("F.linear_backward(need_dX)", lambda v, c: F.linear_backward(randn(4, 5), randn(4, 3), randn(5, 3), need_dX=v),
+       "need_dX", "flag")
+scalar("F.linear_backward(need_db)", lambda v, c: F.linear_backward(randn(4, 5), randn(4, 3), randn(5, 3), need_db=v),
+       "need_db", "flag")
+scalar("F.cross_entropy(ignore_index)", lambda v, c: F.cross_entropy(randn(4, C), labels(4), ignore_index=v),
+       "ignore_index", "int")
+scalar("F.cross_entropy(reduction)", lambda v, c: F.cross_entropy(randn(4, C), labels(4), reduction=v), "reduction",
+       "choice", good="sum")
+scalar("F.cross_entropy(label_smoothing)", lambda v, c: F.cross_entropy(randn(4, C), labels(4), label_smoothing=v),
+       "label_smoothing", "prob")
+scalar("F.nll_loss(reduction)", lambda v, c: F.nll_loss(randn(4, C), labels(4), reduction=v), "reduction", "choice")
+scalar("F.nll_loss(ignore_index)", lambda v, c: F.nll_loss(randn(4, C), labels(4), ignore_index=v), "ignore_index", "int")
+scalar("F.mse_loss(reduction)", lambda v, c: F.mse_loss(_X, _DY, reduction=v), "reduction", "choice")
+scalar("F.mse_loss_backward(reduction)", lambda v, c: F.mse_loss_backward(None, _X, _DY, reduction=v), "reduction",
+       "choice")
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)
+
+
+SPECIAL = [
+    # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
+    ("cross_entropy all targets ignored is NaN as torch",
+     lambda c: (F.cross_entropy(randn(3, C), np.full(3, -100)),
+                nt(TF.cross_entropy(tt(randn(3, C)), torch.full((3,), -100)))), REF),
+]
+
+
+@pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
+def test_special_row(ctx, call, outcome):
+    check_special_row(ctx, call, outcome)

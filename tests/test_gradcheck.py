@@ -192,3 +192,69 @@ def test_gradcheck_with_zero_atol_does_not_warn():
     x = np.zeros((2, 3))          # dW is exactly 0 both ways: 0 / max(|0|, atol=0) must not warn
     result = gradcheck(layer, x, atol=0.0, rtol=1e-5)
     assert np.isfinite(result.max_rel["weight"])
+
+
+# =========================================================================== bad inputs
+# Every array and every other argument of gradcheck,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    ArrayTable, OK, Raises, SAME, ScalarTable, check_array_row, check_scalar_row, check_special_row,
+    ctx, randn, rng, special_params)
+
+ARRAYS = ArrayTable()
+add = ARRAYS.add
+
+def _gc(a):
+    r = gradcheck(a["m"], a["x"], a.get("dy"))
+    return r.ok, sorted(r.failed), sorted(r.max_abs)
+
+
+add("gradcheck(x)", _gc, lambda: {"x": randn(3, 4, dtype=np.float64), "m": nn.Linear(4, 2, rng=rng())}, "x",
+    empty=lambda: {"x": randn(0, 4, dtype=np.float64), "m": nn.Linear(4, 2, rng=rng())},
+    zero_d=Raises(ValueError, r"expected input \(\.\.\., 4\), got \(\)"), over={"other-float": SAME},
+    wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"expected input \(\.\.\., 4\), got \(3, 3\)")))
+add("gradcheck(dy)", _gc, lambda: {"x": randn(3, 4, dtype=np.float64), "m": nn.Linear(4, 2, rng=rng()),
+                                   "dy": randn(3, 2, seed=1, dtype=np.float64)}, "dy",
+    zero_d=Raises(ValueError, r"dy must have shape \(3, 2\), got \(\)"), over={"None": OK, "other-float": SAME},
+    wrong_shape=(lambda v: v.T, Raises(ValueError, r"dy must have shape \(3, 2\), got \(2, 3\)")))
+
+
+@pytest.mark.parametrize("arg, bad, outcome", ARRAYS.params())
+def test_array_argument(arg, bad, outcome):
+    check_array_row(arg, bad, outcome)
+
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+_lin = lambda: nn.Linear(4, 2, rng=rng())   # noqa: E731
+_gx = randn(3, 4, dtype=np.float64)
+scalar("gradcheck(module)", lambda v, c: gradcheck(v, _gx), "module", "module")
+scalar("gradcheck(eps)", lambda v, c: gradcheck(_lin(), _gx, eps=v), "eps", "real>0",
+       over={"big": OK, "one": OK, "above-one": OK})
+scalar("gradcheck(rtol)", lambda v, c: gradcheck(_lin(), _gx, rtol=v), "rtol", "real>=0")
+scalar("gradcheck(atol)", lambda v, c: gradcheck(_lin(), _gx, atol=v), "atol", "real>=0")
+scalar("gradcheck(train)", lambda v, c: gradcheck(_lin(), _gx, train=v), "train", "flag")
+scalar("gradcheck(seed)", lambda v, c: gradcheck(_lin(), _gx, seed=v), "seed", "int>=0")
+scalar("gradcheck(target)", lambda v, c: gradcheck(_lin(), _gx, target=v), "target", "array?")
+scalar("gradcheck(loss, target=)", lambda v, c: gradcheck(nn.MSELoss(), _gx, target=v), "target", "array",
+       over={"array": Raises(ValueError, r"target must have shape \(3, 4\), got \(2,\)")})
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)
+
+
+SPECIAL = [
+    # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
+    ("gradcheck(loss) without target", lambda c: gradcheck(nn.MSELoss(), randn(2, 3)),
+     Raises(TypeError, r"target is needed to check a loss \(MSELoss\)")),
+]
+
+
+@pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
+def test_special_row(ctx, call, outcome):
+    check_special_row(ctx, call, outcome)

@@ -297,3 +297,155 @@ def test_backward_closures_keep_only_what_they_need():
     np.testing.assert_allclose(grads["weight"], dz.T @ x, rtol=1e-6)
     with pytest.raises(ValueError, match=r"Linear backward: dy must have the output's shape \(4, 5\)"):
         lin_backward(np.ones((4, 4), np.float32))
+
+
+# =========================================================================== bad inputs
+# Every array and every other argument of the layers (forward, call, backward closure),
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+
+import math  # noqa: E402
+
+from reference.twins import twin  # noqa: E402
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    ArrayTable, E, OK, REF, Raises, ScalarTable, X0, check_array_row,
+    check_scalar_row, check_special_row, ctx, nt, randn, rng, special_params, tt)
+
+ARRAYS = ArrayTable()
+add = ARRAYS.add
+
+def _module_ref(a, *, train=True, backward=False):
+    """The torch twin of a["m"] (replaying the npnet Dropout masks): its output, or (dX, grads)."""
+    m, X = a["m"], a["X"]
+    replay = copy.deepcopy(m).forward(X, train=train)[1] if train else None
+    tw = twin(m, replay=replay)
+    tw.train(train)
+    x = tt(X).requires_grad_(backward)
+    y = tw(x)
+    if not backward:
+        return nt(y)
+    y.backward(tt(a["dy"]))
+    return nt(x.grad), {k: nt(p.grad) for k, p in tw.named_parameters()}
+
+
+MODULES = [
+    # id, factory, good input shape, output shape, overrides for the input row
+    ("Linear", lambda: nn.Linear(5, 3, rng=rng(1)), (4, 5), (4, 3), dict(
+        zero_d=Raises(ValueError, r"Linear\(in_features=5, out_features=3, bias=True\) expected input \(\.\.\., 5\), "
+                                  r"got \(\)"),
+        wrong_shape=(lambda v: randn(4, 6), Raises(ValueError, r"Linear\(in_features=5, out_features=3, bias=True\) "
+                                                               r"expected input \(\.\.\., 5\), got \(4, 6\)$")),
+        mixed=Raises(TypeError, r"Linear\(in_features=5, .*\) holds float32 parameters but got float64 input; cast "
+                                r"the input \(x.astype\(np.float32\)\) or the layer \(layer.to\(np.float64\)\)"))),
+    ("ReLU", nn.ReLU, E, E, dict(zero_d=REF)),
+    ("LeakyReLU", lambda: nn.LeakyReLU(0.2), E, E, dict(zero_d=REF)),
+    ("Sigmoid", nn.Sigmoid, E, E, dict(zero_d=REF)),
+    ("Tanh", nn.Tanh, E, E, dict(zero_d=REF)),
+    ("Softmax", lambda: nn.Softmax(axis=1), E, E, dict(zero_d=Raises(ValueError, r"axis must be in \[-1, 0\] for a 0-d"))),
+    ("LogSoftmax", lambda: nn.LogSoftmax(axis=1), E, E, dict(zero_d=Raises(ValueError, r"axis must be in \[-1, 0\] for"))),
+    ("Flatten", nn.Flatten, (4, 2, 3), (4, 6), dict(
+        kind="any", zero_d=Raises(ValueError, r"Flatten\(start_axis=1, end_axis=-1\) does not fit an input of shape \(\)"),
+        wrong_shape=(lambda v: v[:, 0, 0], Raises(ValueError, r"Flatten\(start_axis=1, end_axis=-1\) does not fit an "
+                                                              r"input of shape \(4,\)")))),
+    ("Dropout", lambda: nn.Dropout(0.5, rng=rng(2)), E, E, dict(zero_d=REF)),
+    ("Sequential", lambda: nn.Sequential(nn.Flatten(), nn.Linear(6, 4, rng=rng(1)), nn.ReLU(),
+                                         nn.Dropout(0.3, rng=rng(2)), nn.Linear(4, 3, rng=rng(3))), (4, 2, 3), (4, 3), dict(
+        zero_d=Raises(ValueError, r"Flatten\(start_axis=1, end_axis=-1\) does not fit an input of shape \(\)"),
+        wrong_shape=(lambda v: randn(4, 7), Raises(ValueError, r"Linear\(in_features=6, .*\) expected input \(\.\.\., 6\), "
+                                                               r"got \(4, 7\)")),
+        mixed=Raises(TypeError, r"holds float32 parameters but got float64 input"))),
+]
+
+
+def _flatten_ref(a):
+    X = a["X"]
+    return X.reshape(X.shape[:1] + (math.prod(X.shape[1:]),))
+
+
+for _id, _make, _in, _out, _kw in MODULES:
+    _kw = dict(_kw)
+    _kind = _kw.pop("kind", "float")
+    _empty_in = (0,) + _in[1:]
+    _fwd_ref = _flatten_ref if _id == "Flatten" else _module_ref
+    _call_ref = _flatten_ref if _id == "Flatten" else (lambda a: _module_ref(a, train=False))
+    add(f"{_id}.forward(input)", lambda a: a["m"].forward(a["X"])[0],
+        lambda make=_make, s=_in: {"X": randn(*s), "m": make()},
+        "X", "input", kind=_kind, ref=_fwd_ref, empty=lambda make=_make, s=_empty_in: {"X": randn(*s), "m": make()}, **_kw)
+    add(f"{_id}(input)", lambda a: a["m"](a["X"]), lambda make=_make, s=_in: {"X": randn(*s), "m": make()},
+        "X", "input", kind=_kind, ref=_call_ref, empty=lambda make=_make, s=_empty_in: {"X": randn(*s), "m": make()}, **_kw)
+    _dy_err = f"{_id} backward: dy must"
+    add(f"{_id}.forward(...)[1](dy)", lambda a: a["m"].forward(a["X"])[1](a["dy"]),
+        lambda make=_make, s=_in, o=_out: {"dy": randn(*o, seed=5), "X": randn(*s), "m": make()}, "dy",
+        ref=lambda a: _module_ref(a, backward=True),
+        empty=lambda make=_make, s=_empty_in, o=_out: {"dy": randn(0, *o[1:], seed=5), "X": randn(*s), "m": make()},
+        zero_d=Raises(ValueError, rf"{_dy_err} have the output's shape \({_out[0]}, {_out[1]}\), got \(\)"),
+        wrong_shape=(lambda v: v[:, :-1],
+                     Raises(ValueError, rf"{_dy_err} have the output's shape \({_out[0]}, {_out[1]}\), "
+                                        rf"got \({_out[0]}, {_out[1] - 1}\)")),
+        mixed=Raises(TypeError, rf"{_dy_err} have the output's dtype float32, got float64"))
+
+# Module.load_state_dict: each value is an array copied (with a cast) into the parameter
+add("Linear.load_state_dict(state_dict['weight'])",
+    lambda a: a["m"].load_state_dict(a["sd"]).state_dict(),
+    lambda: {"sd": {"weight": randn(3, 5, seed=4), "bias": randn(3, seed=5)}, "m": nn.Linear(5, 3, rng=rng())},
+    ("sd", "weight"), "state_dict['weight']", mutates=("m",),
+    ref=lambda a: {k: np.array(v, np.float32) for k, v in a["sd"].items()},
+    over={"int64": REF, "float16": REF, "other-float": REF},
+    zero_d=Raises(ValueError, r"state_dict\['weight'\] must have shape \(3, 5\), got \(\)"),
+    wrong_shape=(lambda v: v.T, Raises(ValueError, r"state_dict\['weight'\] must have shape \(3, 5\), got \(5, 3\)")))
+
+
+@pytest.mark.parametrize("arg, bad, outcome", ARRAYS.params())
+def test_array_argument(arg, bad, outcome):
+    check_array_row(arg, bad, outcome)
+
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+_X = X0()
+scalar("Linear(in_features)", lambda v, c: nn.Linear(v, 3), "in_features", "int>=0", good=5)
+scalar("Linear(out_features)", lambda v, c: nn.Linear(5, v), "out_features", "int>=0")
+scalar("Linear(bias)", lambda v, c: nn.Linear(5, 3, v), "bias", "flag", good=False)
+scalar("Linear(rng)", lambda v, c: nn.Linear(5, 3, rng=v), "rng", "generator?", good=rng())
+scalar("Linear(dtype)", lambda v, c: nn.Linear(5, 3, dtype=v), "dtype", "dtype", good=np.float64)
+scalar("Linear.reset_parameters(rng)", lambda v, c: nn.Linear(5, 3).reset_parameters(v), "rng", "generator?")
+scalar("Linear.to(dtype)", lambda v, c: nn.Linear(5, 3).to(v), "dtype", "dtype", good="float64")
+scalar("LeakyReLU(negative_slope)", lambda v, c: nn.LeakyReLU(v), "negative_slope", "real")
+scalar("Softmax(axis)", lambda v, c: nn.Softmax(v), "axis", "int")
+scalar("LogSoftmax(axis)", lambda v, c: nn.LogSoftmax(v), "axis", "int")
+scalar("Softmax(axis).forward", lambda v, c: nn.Softmax(v).forward(_X), "axis", "int",
+       over={"big": Raises(ValueError, r"axis must be in \[-2, 1\] for a 2-d input, got 7")})
+scalar("Flatten(start_axis)", lambda v, c: nn.Flatten(v), "start_axis", "int")
+scalar("Flatten(end_axis)", lambda v, c: nn.Flatten(0, v), "end_axis", "int")
+scalar("Flatten(start_axis).forward", lambda v, c: nn.Flatten(v).forward(randn(2, 3, 4)), "start_axis", "int",
+       over={"big": Raises(ValueError, r"Flatten\(start_axis=7, end_axis=-1\) does not fit an input of shape \(2, 3, 4\)"),
+             "negative": OK})
+scalar("Dropout(p)", lambda v, c: nn.Dropout(v), "p", "prob")
+scalar("Dropout(rng)", lambda v, c: nn.Dropout(rng=v), "rng", "generator?")
+scalar("Dropout.forward(train)", lambda v, c: nn.Dropout(0.5, rng=rng()).forward(_X, train=v), "train", "flag")
+scalar("Sequential(module)", lambda v, c: nn.Sequential(nn.ReLU(), v), "Sequential argument 1", "module")
+scalar("Linear.load_state_dict(state_dict)", lambda v, c: nn.Linear(5, 3).load_state_dict(v), "state_dict", "dict")
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)
+
+
+SPECIAL = [
+    # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
+    ("Linear(784) on images names Flatten", lambda c: nn.Linear(784, 10)(randn(2, 28, 28)), Raises(
+        ValueError, r"^Linear\(in_features=784, out_features=10, bias=True\) expected input \(\.\.\., 784\), "
+                    r"got \(2, 28, 28\); add nn.Flatten\(\) first\?$")),
+    ("Sequential of 0-d through ReLU, Tanh", lambda c: nn.Sequential(nn.ReLU(), nn.Tanh()).forward(np.array(0.5))[0], OK),
+    ("Sequential(non-module)", lambda c: nn.Sequential(nn.ReLU(), "relu"),
+     Raises(TypeError, r"Sequential argument 1 must be an npnet Module, got str 'relu'")),
+    ("load_state_dict missing key", lambda c: nn.Linear(5, 3).load_state_dict({"weight": randn(3, 5)}),
+     Raises(ValueError, r"state_dict keys do not match Linear: missing \['bias'\], unexpected \[\]")),
+]
+
+
+@pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
+def test_special_row(ctx, call, outcome):
+    check_special_row(ctx, call, outcome)

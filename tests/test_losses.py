@@ -233,3 +233,111 @@ def test_large_uint32_targets_are_out_of_range_not_wrapped():
     x = np.zeros((2, 4))
     with pytest.raises(ValueError, match=rf"target holds class index {2**32 - 100} outside \[0, 4\)"):
         nn.CrossEntropyLoss()(x, np.array([0, 2**32 - 100], np.uint32))
+
+
+# =========================================================================== bad inputs
+# Every array and every other argument of the loss modules,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+
+import torch.nn.functional as TF  # noqa: E402
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    ArrayTable, C, CE_INF, CE_INPUT, CE_TARGET, CE_WEIGHT, MSE, NLL_TARGET,
+    OK, REF, Raises, SKIP, ScalarTable, ce_args, ce_back_ref, ce_empty,
+    ce_ref, check_array_row, check_scalar_row, check_special_row, ctx, grad_of, labels, mse_args,
+    mse_empty, mse_ref, mseb_ref, nll_args, nll_empty, nt, randn, special_params,
+    tt)
+
+ARRAYS = ArrayTable()
+add = ARRAYS.add
+
+# losses: forward(input, target), the backward closure (dloss), the constructor's weight
+_LOSSES = [
+    ("CrossEntropyLoss", lambda w: nn.CrossEntropyLoss(weight=w), ce_args, ce_empty, CE_TARGET, ce_ref, ce_back_ref),
+    ("NLLLoss", lambda w: nn.NLLLoss(weight=w), lambda: {**nll_args(), "w": np.linspace(0.5, 2, C).astype(np.float32)},
+     lambda: {**nll_empty(), "w": np.linspace(0.5, 2, C).astype(np.float32)}, NLL_TARGET,
+     lambda a: nt(TF.nll_loss(tt(a["X"]), tt(a["t"]).long(), weight=tt(a["w"]))),
+     lambda a: grad_of(lambda X: TF.nll_loss(X, tt(a["t"]).long(), weight=tt(a["w"])), X=a["X"])(
+         a["dloss"] if a["dloss"] is not None else np.ones((), a["X"].dtype), ("X",))[0]),
+]
+for _id, _make, _args, _empty, _target, _ref, _bref in _LOSSES:
+    _fwd = lambda a, make=_make: make(a["w"]).forward(a["X"], a["t"])[0]   # noqa: E731
+    add(f"{_id}.forward(input)", _fwd, _args, "X", "input", ref=_ref, empty=_empty, **CE_INPUT)
+    add(f"{_id}()(input)", lambda a, make=_make: make(a["w"])(a["X"], a["t"]), _args, "X", "input", ref=_ref,
+        empty=_empty, **CE_INPUT)
+    add(f"{_id}.forward(target)", _fwd, _args, "t", "target", ref=_ref, empty=_empty, **_target)
+    add(f"{_id}(weight=)", _fwd, _args, "w", "weight", ref=_ref,
+        **dict(CE_WEIGHT, zero_d=Raises(ValueError, r"weight must have at least 1 dimension")))
+    add(f"{_id}.forward(...)[1](dloss)", lambda a, make=_make: make(a["w"]).forward(a["X"], a["t"])[1](a["dloss"]),
+        lambda args=_args: {**args(), "dloss": np.array(0.7, np.float32)}, "dloss", ref=_bref,
+        over={"None": REF, "noncontig": SKIP, **({"inf": CE_INF} if _id == "CrossEntropyLoss" else {})},
+        wrong_shape=(lambda v: v.reshape(1), Raises(ValueError, r"dloss must have shape \(\), got \(1,\)")),
+        mixed=Raises(TypeError, r"dloss must have dtype float32"))
+_msem = lambda a: nn.MSELoss().forward(a["X"], a["Y"])[0]   # noqa: E731
+add("MSELoss.forward(input)", _msem, mse_args, "X", "input", ref=mse_ref, empty=mse_empty,
+    mixed=Raises(TypeError, r"target must have dtype float64 to match the input"), **MSE)
+add("MSELoss.forward(target)", _msem, mse_args, "Y", "target", ref=mse_ref, empty=mse_empty,
+    mixed=Raises(TypeError, r"target must have dtype float32 to match the input"), **MSE)
+add("MSELoss.forward(...)[1](dloss)", lambda a: nn.MSELoss().forward(a["X"], a["Y"])[1](a["dloss"]),
+    lambda: {**mse_args(), "dloss": np.array(1.5, np.float32)}, "dloss", ref=mseb_ref,
+    over={"None": REF, "noncontig": SKIP},
+    wrong_shape=(lambda v: v.reshape(1), Raises(ValueError, r"dloss must have shape \(\), got \(1,\)")),
+    mixed=Raises(TypeError, r"dloss must have dtype float32"))
+
+
+@pytest.mark.parametrize("arg, bad, outcome", ARRAYS.params())
+def test_array_argument(arg, bad, outcome):
+    check_array_row(arg, bad, outcome)
+
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+scalar("CrossEntropyLoss(weight)", lambda v, c: nn.CrossEntropyLoss(weight=v), "weight", "array?", over={"array": OK})
+scalar("CrossEntropyLoss(ignore_index)", lambda v, c: nn.CrossEntropyLoss(ignore_index=v), "ignore_index", "int")
+scalar("CrossEntropyLoss(reduction)", lambda v, c: nn.CrossEntropyLoss(reduction=v), "reduction", "choice")
+scalar("CrossEntropyLoss(label_smoothing)", lambda v, c: nn.CrossEntropyLoss(label_smoothing=v), "label_smoothing",
+       "prob")
+scalar("NLLLoss(weight)", lambda v, c: nn.NLLLoss(weight=v), "weight", "array?", over={"array": OK})
+scalar("NLLLoss(ignore_index)", lambda v, c: nn.NLLLoss(ignore_index=v), "ignore_index", "int")
+scalar("NLLLoss(reduction)", lambda v, c: nn.NLLLoss(reduction=v), "reduction", "choice")
+scalar("MSELoss(reduction)", lambda v, c: nn.MSELoss(reduction=v), "reduction", "choice")
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)
+
+
+def _empty_batch_losses():
+    """Every loss over an empty batch, as torch: mean NaN, sum 0, none (0,); gradients (0, C)."""
+    X, t = randn(0, C), labels(0)
+    out = {}
+    for reduction in ("mean", "sum", "none"):
+        for name, loss in (("ce", nn.CrossEntropyLoss(reduction=reduction)), ("nll", nn.NLLLoss(reduction=reduction)),
+                           ("mse", nn.MSELoss(reduction=reduction))):
+            value, backward = loss.forward(X, randn(0, C) if name == "mse" else t)
+            out[f"{name}-{reduction}"] = (value, backward())
+    return out
+
+
+def _empty_batch_torch():
+    out = {}
+    for reduction in ("mean", "sum", "none"):
+        for name, f in (("ce", TF.cross_entropy), ("nll", TF.nll_loss), ("mse", TF.mse_loss)):
+            x = torch.zeros((0, C), requires_grad=True)
+            value = f(x, torch.zeros((0, C)) if name == "mse" else torch.zeros(0, dtype=torch.long), reduction=reduction)
+            value.backward(torch.ones_like(value))
+            out[f"{name}-{reduction}"] = (nt(value), nt(x.grad))
+    return out
+
+
+SPECIAL = [
+    # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
+    ("every loss over an empty batch, as torch", lambda c: (_empty_batch_losses(), _empty_batch_torch()), REF),
+]
+
+
+@pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
+def test_special_row(ctx, call, outcome):
+    check_special_row(ctx, call, outcome)

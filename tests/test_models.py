@@ -238,3 +238,33 @@ def test_collect_rngs_names_the_dropout_generators():
     rngs = models.collect_rngs(m)
     assert sorted(rngs) == ["dropout.3", "dropout.6"]
     assert rngs["dropout.3"] is m[3].rng and rngs["dropout.6"] is m[6].rng
+
+
+# =========================================================================== bad inputs
+# Every argument of build_model,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean).
+
+from npnet import train as T  # noqa: E402
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    ScalarTable, check_scalar_row, ctx)
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+scalar("build_model(name)", lambda v, c: T.build_model(v), "name", "choice", good="mlp")
+scalar("build_model(hidden)", lambda v, c: T.build_model("mlp", hidden=v), "hidden", "int>=1")
+scalar("build_model(dropout)", lambda v, c: T.build_model("mlp", dropout=v), "dropout", "prob<1")
+scalar("build_model(init)", lambda v, c: T.build_model(init=v), "init", "choice")
+scalar("build_model(std)", lambda v, c: T.build_model(std=v), "std", "real>=0")
+scalar("build_model(rng)", lambda v, c: T.build_model(rng=v), "rng", "generator?")
+scalar("build_model(dropout_rng)", lambda v, c: T.build_model("mlp", dropout=0.5, dropout_rng=v), "dropout_rng",
+       "generator?")
+scalar("build_model(dtype)", lambda v, c: T.build_model(dtype=v), "dtype", "dtype")
+scalar("build_model(in_features)", lambda v, c: T.build_model(in_features=v), "in_features", "int>=1")
+scalar("build_model(num_classes)", lambda v, c: T.build_model(num_classes=v), "num_classes", "int>=1")
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)

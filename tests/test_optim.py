@@ -684,3 +684,156 @@ def test_trains_a_sequential_like_torch():
     assert losses[-1] < 0.8 * losses[0]
     T = {name: p.detach().numpy() for name, p in tmodel.named_parameters()}
     assert relative_error(model.params, T) <= 1e-12  # 5.7e-16 measured
+
+
+# =========================================================================== bad inputs
+# Every array and every other argument of the optimizers and schedulers,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+
+from strategies import torch_one_thread  # noqa: E402, F401  (a fixture)
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    ArrayTable, REF, Raises, ScalarTable, check_array_row, check_scalar_row, check_special_row, ctx,
+    nt, randn, special_params, tt)
+
+ARRAYS = ArrayTable()
+add = ARRAYS.add
+
+OPTIMIZERS = [
+    ("SGD", lambda p: optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01, foreach=False)),
+    ("Adam", lambda p: optim.Adam(p, lr=0.01, weight_decay=0.01),
+     lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01, foreach=False)),
+    ("AdamW", lambda p: optim.AdamW(p, lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01, foreach=False)),
+]
+
+
+def _params(shape=(3, 4)):
+    return {"w": randn(*shape, seed=6), "b": randn(shape[-1], seed=7)}
+
+
+def _grads_for(params):
+    return {k: randn(*v.shape, seed=8 + i).astype(v.dtype) for i, (k, v) in enumerate(params.items())}
+
+
+def _torch_steps(make_torch, params, grads, steps=2):
+    ps = {k: torch.nn.Parameter(tt(v)) for k, v in params.items()}
+    opt = make_torch(list(ps.values()))
+    for _ in range(steps):
+        for k, p in ps.items():
+            p.grad = tt(grads[k]) if grads.get(k) is not None else None
+        opt.step()
+    return {k: nt(p) for k, p in ps.items()}
+
+
+def _steps(opt, grads, steps=2):
+    for _ in range(steps):
+        opt.step(grads)
+    return {k: v.copy() for k, v in opt.params.items()}
+
+
+for _id, _make, _tmake in OPTIMIZERS:
+    # step(grads): the optimizer's params change (by design); the grads never do
+    add(f"{_id}.step(grads['w'])", lambda a: _steps(a["opt"], a["grads"]),
+        lambda make=_make: (lambda p: {"grads": _grads_for(p), "opt": make(p), "p0": {k: v.copy() for k, v in p.items()}})(
+            _params()),
+        ("grads", "w"), "grads['w']", mutates=("opt",),
+        ref=lambda a, tmake=_tmake: _torch_steps(tmake, a["p0"], a["grads"]),
+        empty=lambda make=_make: (lambda p: {"grads": _grads_for(p), "opt": make(p),
+                                             "p0": {k: v.copy() for k, v in p.items()}})(_params((0, 4))),
+        over={"None": REF},
+        zero_d=Raises(ValueError, r"grads\['w'\] must have shape \(3, 4\) like params\['w'\], got \(\)"),
+        wrong_shape=(lambda v: v.T, Raises(ValueError, r"grads\['w'\] must have shape \(3, 4\) like params\['w'\], "
+                                                       r"got \(4, 3\)")),
+        mixed=Raises(TypeError, r"grads\['w'\] must have dtype float32 like params\['w'\], got float64"))
+    # the constructor: params are updated in place, so they may be strided views but not read-only
+    add(f"{_id}(params['w'])", lambda a, make=_make: _steps(make(a["params"]), _grads_for(a["params"])),
+        lambda: {"params": _params()}, ("params", "w"), "params['w']", mutates=("params",),
+        ref=lambda a, tmake=_tmake: _torch_steps(tmake, a["params"], _grads_for(a["params"])),
+        empty=lambda: {"params": _params((0, 4))}, zero_d=REF, over={
+            "readonly": Raises(ValueError, r"params\['w'\] is read-only; the optimizer updates parameters in place"),
+            "other-float": REF})
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+@pytest.mark.parametrize("arg, bad, outcome", ARRAYS.params())
+def test_array_argument(arg, bad, outcome):
+    check_array_row(arg, bad, outcome)
+
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+_P = lambda: _params()   # noqa: E731
+for _cls in (optim.SGD, optim.Adam, optim.AdamW):
+    _n = _cls.__name__
+    scalar(f"{_n}(params)", lambda v, c, cls=_cls: cls(v), "params", "params")
+    scalar(f"{_n}(lr)", lambda v, c, cls=_cls: cls(_P(), lr=v), "lr", "real>=0", good=0.1)
+    scalar(f"{_n}(weight_decay)", lambda v, c, cls=_cls: cls(_P(), weight_decay=v), "weight_decay", "real>=0")
+    scalar(f"{_n}(maximize)", lambda v, c, cls=_cls: cls(_P(), maximize=v), "maximize", "flag")
+    scalar(f"{_n}.lr = ", lambda v, c, cls=_cls: setattr(cls(_P()), "lr", v), "lr", "real>=0")
+    scalar(f"{_n}.step(grads)", lambda v, c, cls=_cls: cls(_P()).step(v), "grads", "dict")
+    scalar(f"{_n}.load_state_dict(state_dict)", lambda v, c, cls=_cls: cls(_P()).load_state_dict(v), "state_dict", "dict")
+scalar("SGD(momentum)", lambda v, c: optim.SGD(_P(), momentum=v), "momentum", "real>=0")
+scalar("SGD(dampening)", lambda v, c: optim.SGD(_P(), dampening=v), "dampening", "real")
+scalar("SGD(nesterov)", lambda v, c: optim.SGD(_P(), momentum=0.9, nesterov=v), "nesterov", "flag")
+for _cls in (optim.Adam, optim.AdamW):
+    _n = _cls.__name__
+    scalar(f"{_n}(betas)", lambda v, c, cls=_cls: cls(_P(), betas=v), "betas", "pair")
+    scalar(f"{_n}(betas[0])", lambda v, c, cls=_cls: cls(_P(), betas=(v, 0.999)), "betas[0]", "prob<1")
+    scalar(f"{_n}(betas[1])", lambda v, c, cls=_cls: cls(_P(), betas=(0.9, v)), "betas[1]", "prob<1")
+    scalar(f"{_n}(eps)", lambda v, c, cls=_cls: cls(_P(), eps=v), "eps", "real>=0")
+    scalar(f"{_n}(amsgrad)", lambda v, c, cls=_cls: cls(_P(), amsgrad=v), "amsgrad", "flag")
+scalar("Adam(decoupled_weight_decay)", lambda v, c: optim.Adam(_P(), decoupled_weight_decay=v), "decoupled_weight_decay",
+       "flag")
+_opt = lambda: optim.SGD(_P(), lr=0.1)   # noqa: E731
+for _cls in (optim.StepLR, optim.CosineAnnealingLR, optim.LambdaLR):
+    _first = {"StepLR": (1,), "CosineAnnealingLR": (10,), "LambdaLR": (lambda e: 1.0,)}[_cls.__name__]
+    scalar(f"{_cls.__name__}(optimizer)", lambda v, c, cls=_cls, first=_first: cls(v, *first), "optimizer", "optimizer")
+    scalar(f"{_cls.__name__}.load_state_dict(state_dict)",
+           lambda v, c, cls=_cls, first=_first: cls(_opt(), *first).load_state_dict(v), "state_dict", "dict")
+scalar("StepLR(step_size)", lambda v, c: optim.StepLR(_opt(), v), "step_size", "int>=1")
+scalar("StepLR(gamma)", lambda v, c: optim.StepLR(_opt(), 1, v), "gamma", "real>=0")
+scalar("CosineAnnealingLR(T_max)", lambda v, c: optim.CosineAnnealingLR(_opt(), v), "T_max", "int>=1")
+scalar("CosineAnnealingLR(eta_min)", lambda v, c: optim.CosineAnnealingLR(_opt(), 10, v), "eta_min", "real>=0")
+scalar("LambdaLR(lr_lambda)", lambda v, c: optim.LambdaLR(_opt(), v), "lr_lambda", "callable")
+scalar("LambdaLR(lr_lambda returns)", lambda v, c: optim.LambdaLR(_opt(), lambda epoch: v), "lr_lambda(0)", "real>=0")
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)
+
+
+SPECIAL = [
+    # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
+    ("SGD(model) hints model.params", lambda c: optim.SGD(c.model),
+     Raises(TypeError, r"params must be a dict of name -> numpy.ndarray .*; pass model.params")),
+    ("SGD({})", lambda c: optim.SGD({}), Raises(ValueError, r"optimizer got an empty parameter list")),
+    ("SGD same array twice", lambda c: (lambda w: optim.SGD({"a": w, "b": w}))(randn(2)),
+     Raises(ValueError, r"params\['b'\] is the same array as params\['a'\]")),
+    ("SGD(params key not str)", lambda c: optim.SGD({1: randn(2)}), Raises(TypeError, r"params keys must be str")),
+    ("step(grads) missing key", lambda c: optim.SGD(_params()).step({"w": randn(3, 4)}),
+     Raises(ValueError, r"grads must have exactly the keys of params; missing: \['b'\], unexpected: \[\]")),
+    ("step(grads) extra key", lambda c: optim.SGD(_params()).step({**_grads_for(_params()), "x": randn(2)}),
+     Raises(ValueError, r"unexpected: \['x'\]")),
+    ("step(grads) a bad grad changes nothing", lambda c: (lambda o: (o.step({"w": randn(3, 4, seed=1), "b": randn(2)}),))(
+        optim.Adam(_params())), Raises(ValueError, r"grads\['b'\] must have shape \(4,\) like params\['b'\], got \(2,\)")),
+    ("Adam(betas=(0.9,))", lambda c: optim.Adam(_params(), betas=(0.9,)),
+     Raises(TypeError, r"betas must be a pair \(beta1, beta2\), got tuple")),
+    ("SGD(nesterov, momentum=0)", lambda c: optim.SGD(_params(), nesterov=True),
+     Raises(ValueError, r"nesterov=True requires momentum > 0 and dampening == 0")),
+    ("AdamW(decoupled_weight_decay=False) via load", lambda c: optim.AdamW(_params()).load_state_dict(
+        {**optim.AdamW(_params()).state_dict(), "decoupled_weight_decay": np.array(False)}),
+     Raises(ValueError, r"AdamW always decouples weight decay")),
+    ("LambdaLR(lr_lambda returns str)", lambda c: optim.LambdaLR(optim.SGD(_params()), lambda e: "0.1"),
+     Raises(TypeError, r"lr_lambda\(0\) must return a real number, got str '0.1'")),
+    ("LambdaLR(lr_lambda turns NaN at epoch 2)",
+     lambda c: [s.step() for s in [optim.LambdaLR(optim.SGD(_params()), lambda e: math.nan if e == 2 else 1.0)]
+                for _ in range(2)], Raises(ValueError, r"lr_lambda\(2\) must be finite, got nan")),
+]
+
+
+@pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
+def test_special_row(ctx, call, outcome):
+    check_special_row(ctx, call, outcome)

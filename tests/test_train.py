@@ -1,21 +1,19 @@
-"""npnet.train: models, the training loop's definitions, fit and resume, checkpoints, the torch twin.
+"""npnet.train: models, the training loop's definitions, fit and resume, the torch twin.
+
+The checkpoint format has its own file, test_checkpoint.py.
 
 Fast tests use a small synthetic Fashion-MNIST-shaped dataset (uint8 28x28,
 a class-dependent bright bar plus noise: learnable in one epoch). The real-data
 MLP run (``-m realdata``) is in this file; the default softmax run is in
 test_cli.py, through the command line.
 """
-import io
 import json
 import math
 import os
-import pickle
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -25,58 +23,9 @@ from npnet.data import DataLoader
 from npnet.errors import CheckpointError, TrainingDiverged
 from npnet import checkpoint as CK
 from npnet import train as T
+from runs import run_fit, same_numbers, setup_run, synthetic
 
 REAL_DATA_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-# --------------------------------------------------------------------------- helpers
-
-def synthetic(n, seed=0):
-    """n uint8 (28, 28) images and int64 labels; class c lights rows 2c..2c+3."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n).astype(np.int64)
-    X = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-    for c in range(10):
-        X[y == c, 2 * c + 4:2 * c + 8, 4:24] = 220
-    return X, y
-
-
-def setup_run(*, model="mlp", dropout=0.2, optimizer="sgd", scheduler=False, seed=0, n=300, batch_size=32,
-              dtype=np.float32, lr=0.1):
-    """Everything fit needs, built from one seed (as the CLI builds it)."""
-    init_ss, shuffle_ss, dropout_ss = np.random.SeedSequence(seed).spawn(3)
-    m = T.build_model(model, hidden=32, dropout=dropout if model == "mlp" else 0.0,
-                      rng=np.random.default_rng(init_ss), dropout_rng=np.random.default_rng(dropout_ss), dtype=dtype)
-    if optimizer == "sgd":
-        opt = optim.SGD(m.params, lr=lr, momentum=0.9, weight_decay=1e-4)
-    else:
-        opt = optim.Adam(m.params, lr=lr / 100)
-    sched = optim.StepLR(opt, step_size=1, gamma=0.5) if scheduler else None
-    X, y = synthetic(n)
-    Xt, yt = synthetic(100, seed=1)
-    train_loader = DataLoader(X, y, batch_size, shuffle=True, rng=np.random.default_rng(shuffle_ss))
-    test_loader = DataLoader(Xt, yt, 50)
-    return dict(model=m, loss_fn=nn.CrossEntropyLoss(), optimizer=opt, train_loader=train_loader,
-                test_loader=test_loader, scheduler=sched)
-
-
-def run_fit(run, epochs, **kw):
-    return T.fit(run["model"], run["loss_fn"], run["optimizer"], run["train_loader"], run["test_loader"], epochs,
-                 scheduler=run["scheduler"], **kw)
-
-
-def same_numbers(a, b):
-    return {k: (v.dtype, v.shape, v.tobytes()) for k, v in a.items()} == \
-           {k: (v.dtype, v.shape, v.tobytes()) for k, v in b.items()}
-
-
-@pytest.fixture
-def saved(tmp_path):
-    """A checkpoint after 2 epochs of a small run, with everything in it (dropout, momentum, scheduler)."""
-    run = setup_run(scheduler=True)
-    path = tmp_path / "ckpt.npz"
-    result = run_fit(run, 2, checkpoint_path=str(path), config={"hello": [1, 2.5, "x"]})
-    return path, run, result
 
 
 # --------------------------------------------------------------------------- build_model
@@ -338,339 +287,6 @@ def test_non_finite_optimizer_state_is_caught_at_the_epoch_end_with_the_hint(tmp
     assert T.load_checkpoint(tmp_path / "c.npz").epoch == 0   # the diverged epoch was never saved
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-def test_checkpoint_round_trip(saved):
-    path, run, result = saved
-    with np.load(path, allow_pickle=False) as z:   # plain arrays, no pickle
-        files = set(z.files)
-        assert all(z[k].dtype.kind in "biufU" for k in files)
-        assert z["rng/shuffle"].dtype == np.uint64 and z["rng/shuffle"].shape == (6,)
-    assert {"format", "version", "epoch", "checksum", "config", "param/1.weight", "optim/lr",
-            "optim/momentum_buffer.1.weight", "sched/last_epoch", "rng/shuffle", "rng/dropout.3",
-            "metrics/train_loss"} <= files
-    c = T.load_checkpoint(path)
-    assert c.epoch == 2 and c.version == T.CHECKPOINT_VERSION
-    assert same_numbers(c.params, run["model"].params)
-    assert same_numbers(c.optimizer, run["optimizer"].state_dict())
-    assert same_numbers(c.scheduler, run["scheduler"].state_dict())
-    assert c.rng["shuffle"] == run["train_loader"].rng.bit_generator.state   # the 128-bit ints survive
-    assert c.rng["dropout.3"] == run["model"][3].rng.bit_generator.state
-    assert c.config == {"hello": [1, 2.5, "x"]}
-    assert c.metrics == list(result.history)
-
-    # restore into fresh objects: the generators then draw the same numbers
-    fresh = setup_run(scheduler=True, seed=5)
-    c.restore(model=fresh["model"], optimizer=fresh["optimizer"], scheduler=fresh["scheduler"],
-              rng=T.collect_rngs(fresh["model"], fresh["train_loader"]))
-    assert same_numbers(fresh["model"].params, run["model"].params)
-    assert fresh["train_loader"].rng.random(5).tolist() == run["train_loader"].rng.random(5).tolist()
-
-
-def test_checkpoint_with_a_single_generator_and_float64(tmp_path):
-    m = T.build_model(rng=np.random.default_rng(0), dtype=np.float64)
-    opt = optim.Adam(m.params)
-    g = np.random.default_rng(2**100)
-    g.random(3)
-    T.save_checkpoint(tmp_path / "c.npz", model=m, optimizer=opt, epoch=0, rng=g)
-    c = T.load_checkpoint(tmp_path / "c.npz")
-    assert c.rng["rng"] == g.bit_generator.state and c.scheduler is None and c.config is None
-    h = np.random.default_rng(0)
-    c.restore(model=m, optimizer=opt, rng=h)
-    assert h.integers(2**62, size=4).tolist() == g.integers(2**62, size=4).tolist()
-
-
-def rewrite(path, **changes):
-    """Rewrite an npz with some arrays changed; the checksum recomputed unless given."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays.update(changes)
-    arrays = {k: v for k, v in arrays.items() if v is not None}
-    if "checksum" not in changes:
-        arrays["checksum"] = np.array(CK._digest(arrays))
-    np.savez(path, **arrays)
-
-
-def test_a_flipped_byte_in_the_data_is_refused(saved):
-    path, _, _ = saved
-    raw = bytearray(path.read_bytes())
-    W = T.load_checkpoint(path).params["1.weight"]
-    at = bytes(raw).find(W.tobytes()[:64]) + 1000   # a byte inside the weights
-    raw[at] ^= 0x10
-    path.write_bytes(bytes(raw))
-    with pytest.raises(CheckpointError, match="corrupt|checksum"):
-        T.load_checkpoint(path)
-
-
-def test_every_flipped_byte_is_refused_or_harmless(saved):
-    """Some zip metadata (timestamps, 'version made by') protects nothing; any
-    flip that changes what is loaded must be refused."""
-    path, _, _ = saved
-    original = T.load_checkpoint(path)
-    raw = path.read_bytes()
-    rng = np.random.default_rng(0)
-    refused = 0
-    for at in rng.choice(len(raw), 60, replace=False):
-        damaged = bytearray(raw)
-        damaged[at] ^= 1 << int(rng.integers(8))
-        path.write_bytes(bytes(damaged))
-        try:
-            c = T.load_checkpoint(path)
-        except CheckpointError:
-            refused += 1
-            continue
-        assert same_numbers(c.params, original.params) and same_numbers(c.optimizer, original.optimizer)
-        assert c.rng == original.rng and c.epoch == original.epoch and c.metrics == original.metrics
-    assert refused > 40
-
-
-def test_truncated_and_non_checkpoint_files_are_refused(saved, tmp_path):
-    path, _, _ = saved
-    raw = path.read_bytes()
-    for cut in (0, 10, len(raw) // 2, len(raw) - 1):
-        path.write_bytes(raw[:cut])
-        with pytest.raises(CheckpointError):
-            T.load_checkpoint(path)
-    with pytest.raises(CheckpointError, match="no such file"):
-        T.load_checkpoint(tmp_path / "missing.npz")
-    np.save(tmp_path / "one.npy", np.ones(3))
-    with pytest.raises(CheckpointError, match="npz"):
-        T.load_checkpoint(tmp_path / "one.npy")
-    np.savez(tmp_path / "other.npz", a=np.ones(3))
-    with pytest.raises(CheckpointError, match="'format' is missing"):
-        T.load_checkpoint(tmp_path / "other.npz")
-    with pytest.raises(CheckpointError, match="cannot read"):
-        T.load_checkpoint(tmp_path)
-
-
-def test_wrong_version_and_format_are_refused(saved):
-    path, _, _ = saved
-    rewrite(path, version=np.array(2, np.int64))
-    with pytest.raises(CheckpointError, match="format version 2 is not supported.*reads version 1"):
-        T.load_checkpoint(path)
-    rewrite(path, version=np.array(1, np.int64), format=np.array("something-else"))
-    with pytest.raises(CheckpointError, match="format 'something-else'"):
-        T.load_checkpoint(path)
-
-
-def test_tampering_without_updating_the_checksum_is_refused(saved):
-    path, _, _ = saved
-    with np.load(path) as z:
-        W = z["param/1.weight"].copy()
-        checksum = z["checksum"]
-    W[0, 0] += 1
-    rewrite(path, **{"param/1.weight": W, "checksum": checksum})
-    with pytest.raises(CheckpointError, match="checksum mismatch"):
-        T.load_checkpoint(path)
-
-
-def test_wrong_shapes_are_refused(saved):
-    path, _, _ = saved
-    W = T.load_checkpoint(path).params["1.weight"]
-    rewrite(path, **{"param/1.weight": W[:, :-1].copy()})   # a consistent checksum, the wrong shape
-    c = T.load_checkpoint(path)
-    run = setup_run(scheduler=True)
-    before = {k: v.copy() for k, v in run["model"].params.items()}
-    with pytest.raises(CheckpointError, match=r"'1.weight' has shape \(32, 783\) in the checkpoint but \(32, 784\)"):
-        c.restore(model=run["model"], optimizer=run["optimizer"], scheduler=run["scheduler"])
-    assert same_numbers(run["model"].params, before)   # nothing was written
-
-
-def test_optimizer_state_of_the_wrong_shape_is_refused(saved):
-    path, _, _ = saved
-    rewrite(path, **{"optim/momentum_buffer.1.weight": np.zeros((3, 3), np.float32)})
-    run = setup_run(scheduler=True)
-    with pytest.raises(CheckpointError, match="optimizer state does not fit.*momentum_buffer"):
-        T.load_checkpoint(path).restore(model=run["model"], optimizer=run["optimizer"], scheduler=run["scheduler"])
-
-
-def test_restore_refuses_a_different_run(saved):
-    path, _, _ = saved
-    c = T.load_checkpoint(path)
-    plain = setup_run(scheduler=False)
-    with pytest.raises(CheckpointError, match="holds scheduler state, but the run has no scheduler"):
-        c.restore(model=plain["model"], optimizer=plain["optimizer"])
-    scheduled = setup_run(scheduler=True)
-    mismatch = r"holds the generators \['dropout.3', 'shuffle'\], but this run draws from \['shuffle'\]"
-    with pytest.raises(CheckpointError, match=mismatch):
-        c.restore(model=scheduled["model"], optimizer=scheduled["optimizer"], scheduler=scheduled["scheduler"],
-                  rng={"shuffle": scheduled["train_loader"].rng})
-    c.restore(model=plain["model"])   # parameters alone: always possible
-    assert same_numbers(plain["model"].params, c.params)
-
-
-def test_malformed_entries_are_refused(saved):
-    path, _, _ = saved
-    raw = path.read_bytes()
-    for change, match in (({"surprise": np.ones(2)}, "unexpected entry 'surprise'"),
-                          ({"rng/shuffle": np.ones(6)}, "generator 'shuffle' is malformed"),
-                          ({"rngtype/shuffle": np.array("MT19937")}, "generator 'shuffle' is malformed"),
-                          ({"epoch": np.array(7, np.int64)}, "epoch 7 does not match"),
-                          ({"config": np.array("{not json")}, "config is not valid JSON"),
-                          ({"param/1.weight": np.ones((2, 2), np.int32)}, "dtype int32")):
-        path.write_bytes(raw)
-        rewrite(path, **change)
-        with pytest.raises(CheckpointError, match=match):
-            T.load_checkpoint(path)
-
-
-def test_non_finite_weights_in_a_checkpoint_are_refused_as_a_bad_checkpoint(saved):
-    path, _, _ = saved
-    raw = path.read_bytes()
-    c = T.load_checkpoint(path)
-    for key, value in (("param/1.weight", np.nan), ("param/4.bias", -np.inf),
-                       ("optim/momentum_buffer.1.weight", np.inf)):
-        path.write_bytes(raw)
-        a = (c.params[key[6:]] if key.startswith("param/") else c.optimizer[key[6:]]).copy()
-        a.flat[a.size // 2] = value
-        rewrite(path, **{key: a})   # a valid checksum over the bad numbers
-        with pytest.raises(CheckpointError) as info:
-            T.load_checkpoint(path)
-        message = str(info.value)
-        assert f"{key[6:]!r} holds NaN or inf" in message and "checkpoint is bad" in message
-        assert "learning rate" not in message
-
-
-def test_save_refuses_non_finite_parameters_and_optimizer_state(tmp_path):
-    m = T.build_model("mlp", hidden=8, rng=np.random.default_rng(0))
-    opt = optim.SGD(m.params, lr=0.1, momentum=0.9)
-    opt.step({k: np.ones_like(v) for k, v in m.params.items()})
-    path = tmp_path / "c.npz"
-    save = dict(model=m, optimizer=opt, epoch=0, rng=np.random.default_rng(0))
-    m.params["3.weight"][1, 2] = np.nan
-    with pytest.raises(CheckpointError, match=r"cannot save 'param/3.weight': it holds NaN or inf"):
-        T.save_checkpoint(path, **save)
-    m.params["3.weight"][1, 2] = 0.0
-    opt.state["1.bias"]["momentum_buffer"][0] = -np.inf
-    with pytest.raises(CheckpointError, match=r"cannot save 'optim/momentum_buffer.1.bias': it holds NaN or inf"):
-        T.save_checkpoint(path, **save)
-    assert os.listdir(tmp_path) == []
-    opt.state["1.bias"]["momentum_buffer"][0] = 0.0
-    T.save_checkpoint(path, **save)
-    assert T.load_checkpoint(path).epoch == 0
-
-
-def _deflated_bomb(path, megabytes):
-    """An .npz whose one member, deflated, is an .npy of ``megabytes`` MB of zeros (about 1000 times its size)."""
-    import zipfile
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f4", "fortran_order": False, "shape": (megabytes << 18,)})
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        with z.open("param/1.weight.npy", "w", force_zip64=True) as m:
-            m.write(header.getvalue())
-            zeros = bytes(1 << 20)
-            for _ in range(megabytes):
-                m.write(zeros)
-
-
-def test_compressed_checkpoints_are_refused_before_inflating(saved, tmp_path):
-    path, _, _ = saved
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    np.savez_compressed(path, **arrays)   # the same arrays, the same (valid) checksum, deflated
-    with pytest.raises(CheckpointError, match=r"member '.*\.npy' is compressed \(deflate\)"):
-        T.load_checkpoint(path)
-
-    bomb = tmp_path / "bomb.npz"
-    _deflated_bomb(bomb, 64)
-    assert bomb.stat().st_size < 1 << 20
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    try:
-        with pytest.raises(CheckpointError, match=r"'param/1.weight.npy' is compressed \(deflate\)"):
-            T.load_checkpoint(bomb)
-        seconds = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 4 << 20, f"allocated {peak} bytes for a {bomb.stat().st_size}-byte file"
-    assert seconds < 0.5
-
-
-def test_pickle_bearing_files_are_refused(saved, tmp_path):
-    path, _, _ = saved
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["config"] = np.array([{"evil": True}], dtype=object)
-    np.savez(path, **arrays)
-    with pytest.raises(CheckpointError, match="pickle"):
-        T.load_checkpoint(path)
-    plain = tmp_path / "plain.pkl"
-    plain.write_bytes(pickle.dumps({"param/1.weight": np.ones(3)}))
-    with pytest.raises(CheckpointError, match="pickle"):
-        T.load_checkpoint(plain)
-
-
-def test_save_refuses_what_needs_pickle(tmp_path):
-    m = T.build_model(rng=np.random.default_rng(0))
-    opt = optim.SGD(m.params, lr=0.1)
-    with pytest.raises(CheckpointError, match="JSON"):
-        T.save_checkpoint(tmp_path / "c.npz", model=m, optimizer=opt, epoch=0, rng=np.random.default_rng(0),
-                          config={"x": object()})
-    mt = np.random.Generator(np.random.MT19937(0))
-    with pytest.raises(CheckpointError, match="PCG64"):
-        T.save_checkpoint(tmp_path / "c.npz", model=m, optimizer=opt, epoch=0, rng=mt)
-    assert os.listdir(tmp_path) == []
-
-
-def test_a_failed_write_keeps_the_old_checkpoint_and_no_temp_file(saved, monkeypatch):
-    path, run, _ = saved
-    before = path.read_bytes()
-
-    def broken_savez(file, *args, **kwargs):
-        file.write(b"PK\x03\x04 half a zip")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(CheckpointError, match="No space left"):
-        T.save_checkpoint(path, model=run["model"], optimizer=run["optimizer"], epoch=3,
-                          rng=np.random.default_rng(0))
-    assert path.read_bytes() == before
-    assert sorted(os.listdir(path.parent)) == [path.name]
-
-
-KILL_SCRIPT = textwrap.dedent("""
-    import sys, numpy as np
-    from npnet import nn, optim, train
-    from npnet.data import DataLoader
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 255, (64, 28, 28)).astype(np.uint8); y = rng.integers(0, 10, 64)
-    # a big model on tiny data: most of the time goes into writing checkpoints
-    model = train.build_model("mlp", hidden=1024, rng=rng)
-    opt = optim.SGD(model.params, lr=0.01, momentum=0.9)
-    print("ready", flush=True)
-    train.fit(model, nn.CrossEntropyLoss(), opt, DataLoader(X, y, 64, shuffle=True, rng=rng),
-              DataLoader(X, y, 64), 100000, checkpoint_path=sys.argv[1])
-""")
-
-
-def test_sigkill_while_writing_checkpoints_leaves_a_loadable_one(tmp_path):
-    path = tmp_path / "c.npz"
-    script = tmp_path / "run.py"
-    script.write_text(KILL_SCRIPT)
-    rng = np.random.default_rng()
-    epochs = []
-    for kill in range(4):
-        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE)
-        try:
-            assert proc.stdout.readline() == b"ready\n"
-            deadline = time.monotonic() + 30
-            while not path.exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(float(rng.uniform(0.05, 0.6)))
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        c = T.load_checkpoint(path)   # never half-written
-        assert c.epoch >= 0 and c.params["1.weight"].shape == (1024, 784)
-        epochs.append(c.epoch)
-        # only our own temp files may be left behind, and they are never the checkpoint
-        assert all(n == path.name or (n.startswith(".c.npz.") and n.endswith(".tmp")) for n in os.listdir(tmp_path)
-                   if n != "run.py")
-    assert len(epochs) == 4
-
-
 # --------------------------------------------------------------------------- torch
 
 def test_npnet_train_and_cli_import_without_torch():
@@ -787,3 +403,108 @@ def test_evaluate_checks_labels_as_the_losses_check_targets(labels, error):
         with pytest.raises(error, match=r"\by\b"):
             f(m, [(X, labels)])
     assert T.evaluate(m, [(X, np.array([0, 1, 2, 3], np.uint8))]).accuracy == 1.0   # uint8 labels are fine
+
+
+# =========================================================================== bad inputs
+# Every argument of train_epoch, evaluate and fit,
+# crossed with the bad values of tests/badinput.py (its docstring says what
+# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express, and a run repeated.
+
+from runs import tiny_run  # noqa: E402
+from badinput import (  # noqa: E402, F401  (ctx is a fixture)
+    Raises, SKIP, ScalarTable, check_scalar_row, check_special_row, ctx, labels, randn,
+    special_params)
+
+SCALARS = ScalarTable()
+scalar = SCALARS.add
+
+scalar("train_epoch(model)", lambda v, c: T.train_epoch(v, c.loss, c.opt, c.loader), "model", "module")
+scalar("train_epoch(loss_fn)", lambda v, c: T.train_epoch(c.model, v, c.opt, c.loader), "loss_fn", "loss")
+scalar("train_epoch(optimizer)", lambda v, c: T.train_epoch(c.model, c.loss, v, c.loader), "optimizer", "optimizer")
+scalar("train_epoch(loader)", lambda v, c: T.train_epoch(c.model, c.loss, c.opt, v), "loader", "loader")
+scalar("train_epoch(epoch)", lambda v, c: T.train_epoch(c.model, c.loss, c.opt, c.loader, epoch=v), "epoch", "int>=0")
+scalar("train_epoch(callback)", lambda v, c: T.train_epoch(c.model, c.loss, c.opt, c.loader, callback=v), "callback",
+       "callable?")
+scalar("evaluate(model)", lambda v, c: T.evaluate(v, c.test_loader), "model", "module")
+scalar("evaluate(loader)", lambda v, c: T.evaluate(c.model, v), "loader", "loader")
+scalar("evaluate(loss_fn)", lambda v, c: T.evaluate(c.model, c.test_loader, v), "loss_fn", "loss?")
+scalar("evaluate_accuracy(model)", lambda v, c: T.evaluate_accuracy(v, c.test_loader), "model", "module")
+scalar("evaluate_accuracy(loader)", lambda v, c: T.evaluate_accuracy(c.model, v), "loader", "loader")
+scalar("fit(epochs)", lambda v, c: c.fit(epochs=v), "epochs", "int>=1", over={"big": SKIP})
+scalar("fit(start_epoch)", lambda v, c: c.fit(epochs=9, start_epoch=v), "start_epoch", "int>=0",
+       over={"big": SKIP, "zero": SKIP})
+scalar("fit(scheduler)", lambda v, c: c.fit(scheduler=v), "scheduler", "scheduler?")
+scalar("fit(checkpoint_path)", lambda v, c: c.fit(checkpoint_path=v), "checkpoint_path", "path?",
+       over={"str": SKIP})
+scalar("fit(resume)", lambda v, c: c.fit(resume=v, checkpoint_path=c.ckpt), "resume", "flag",
+       over={"bool": Raises(CheckpointError, r"no such file")})
+scalar("fit(rngs)", lambda v, c: c.fit(rngs=v), "rngs", "dict?")
+scalar("fit(history)", lambda v, c: c.fit(history=v), "history", "history")
+scalar("fit(config)", lambda v, c: c.fit(config=v, checkpoint_path=c.ckpt), "config", "json")
+for _cb in ("on_step", "on_epoch_start", "on_epoch_end"):
+    scalar(f"fit({_cb})", lambda v, c, cb=_cb: c.fit(**{cb: v}), _cb, "callable?")
+scalar("fit(callbacks)", lambda v, c: c.fit(callbacks=v), "callbacks", "callbacks")
+
+
+@pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
+def test_other_argument(ctx, s, bad, outcome):
+    check_scalar_row(ctx, s, bad, outcome)
+
+
+def _loader_of(*batches):
+    return list(batches)   # a list of batches has len() and iterates: all a loop needs
+
+
+SPECIAL = [
+    # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
+    ("train_epoch on a loader of no batches", lambda c: T.train_epoch(c.model, c.loss, c.opt, _loader_of()),
+     Raises(ValueError, r"loader yielded no batches; an epoch needs at least one")),
+    ("train_epoch on an empty batch", lambda c: T.train_epoch(c.model, c.loss, c.opt, _loader_of((randn(0, 4), labels(0)))),
+     Raises(ValueError, r"batch 1 of loader is empty \(0 samples\)")),
+    ("train_epoch on list batches", lambda c: T.train_epoch(c.model, c.loss, c.opt, _loader_of(([[1.0] * 4], [0]))),
+     Raises(TypeError, r"batch 1 of loader: X must be a numpy.ndarray of real numbers .*got list")),
+    ("train_epoch on complex batches", lambda c: T.train_epoch(c.model, c.loss, c.opt,
+                                                                _loader_of((randn(2, 4).astype(complex), labels(2)))),
+     Raises(TypeError, r"batch 1 of loader: X must be a numpy.ndarray of real numbers .*complex128")),
+    ("train_epoch on X, y of different lengths", lambda c: T.train_epoch(c.model, c.loss, c.opt,
+                                                                          _loader_of((randn(3, 4), labels(2)))),
+     Raises(ValueError, r"batch 1 of loader: X and y must have the same number of samples on axis 0")),
+    ("train_epoch with float labels", lambda c: T.train_epoch(c.model, c.loss, c.opt,
+                                                               _loader_of((randn(2, 4), np.zeros(2, np.float32)))),
+     Raises(ValueError, r"target of class probabilities must have the input's shape \(2, 3\), got \(2,\)")),
+    ("train_epoch on a generator (no len)", lambda c: T.train_epoch(c.model, c.loss, c.opt, iter(c.loader)),
+     Raises(TypeError, r"loader must have a len\(\)")),
+    ("evaluate on a loader of no batches", lambda c: T.evaluate(c.model, _loader_of()),
+     Raises(ValueError, r"loader yielded no batches; nothing to evaluate")),
+    ("fit(scheduler=object()) before any epoch", lambda c: c.fit(scheduler=object()),
+     Raises(TypeError, r"scheduler must be an npnet.optim scheduler or None")),
+    ("fit(start_epoch=2, history=()) with a checkpoint", lambda c: c.fit(epochs=3, start_epoch=2, checkpoint_path=c.ckpt),
+     Raises(ValueError, r"history must hold one EpochResult per epoch already done when checkpointing \(start_epoch=2\), "
+                        r"got 0")),
+    ("fit(resume=True) without checkpoint_path", lambda c: c.fit(resume=True),
+     Raises(ValueError, r"resume=True needs checkpoint_path")),
+    ("fit(config=object()) with a checkpoint, before any epoch", lambda c: c.fit(config={"x": object()},
+                                                                                 checkpoint_path=c.ckpt),
+     Raises(CheckpointError, r"config must be JSON-serialisable")),
+]
+
+
+@pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
+def test_special_row(ctx, call, outcome):
+    check_special_row(ctx, call, outcome)
+
+
+def test_same_seed_same_run_with_and_without_interruption(tmp_path):
+    """Two runs from one seed are bit-identical, and so is one stopped after epoch 1 and resumed."""
+    def run(epochs, path, resume=False):
+        model, opt, sched, loader = tiny_run(seed=4)
+        result = T.fit(model, nn.CrossEntropyLoss(), opt, loader, loader, epochs, scheduler=sched,
+                       checkpoint_path=str(path), resume=resume)
+        return {k: v.tobytes() for k, v in model.params.items()}, [r.train_loss for r in result.history]
+    a = run(3, tmp_path / "a.npz")
+    assert run(3, tmp_path / "b.npz") == a
+    run(1, tmp_path / "c.npz")
+    assert run(3, tmp_path / "c.npz", resume=True) == a
+    model, opt, sched, loader = tiny_run(seed=5)
+    T.fit(model, nn.CrossEntropyLoss(), opt, loader, loader, 3, scheduler=sched)
+    assert {k: v.tobytes() for k, v in model.params.items()} != a[0]
