@@ -60,7 +60,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _validate
+from .. import _validate
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR", "LambdaLR"]
 
