@@ -73,9 +73,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group):
         group["lr"] = _validate.real_number(group["lr"], "lr", low=0.0)
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {_validate.describe(betas)}")
+        betas = _validate.pair(group["betas"], "betas", "(beta1, beta2)")
         group["betas"] = tuple(
             _validate.real_number(b, f"betas[{i}]", low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas)
         )

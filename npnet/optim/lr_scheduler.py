@@ -1,7 +1,6 @@
 """Learning-rate schedulers, after ``torch.optim.lr_scheduler``: each sets
 ``optimizer.param_groups[0]["lr"]`` from a rule, once per ``step()``."""
 import math
-import numbers
 
 import numpy as np
 
@@ -25,9 +24,7 @@ class LRScheduler:
     _hyperparameters = ()
 
     def __init__(self, optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be an npnet.optim optimizer, got {_validate.describe(optimizer)}")
-        self.optimizer = optimizer
+        self.optimizer = _validate.instance(optimizer, "optimizer", Optimizer, "an npnet.optim optimizer")
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
@@ -76,9 +73,7 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict):
         """Restore from ``state_dict()`` output (or ``np.load`` of it), after checking every key."""
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
-            raise TypeError(f"state_dict must be a dict (or np.load result), got {_validate.describe(state_dict)}")
-        d = {k: state_dict[k] for k in state_dict.keys()}
+        d = _validate.keyed(state_dict, "state_dict")
         kind = _validate.scalar(d.get("scheduler"), "state_dict['scheduler']")
         if kind != type(self).__name__:
             raise ValueError(f"state_dict['scheduler'] must be {type(self).__name__!r}, got {kind!r}")
@@ -210,15 +205,10 @@ class LambdaLR(LRScheduler):
     """
 
     def __init__(self, optimizer, lr_lambda):
-        if not callable(lr_lambda):
-            raise TypeError(f"lr_lambda must be a function of the epoch, got {_validate.describe(lr_lambda)}")
-        self.lr_lambda = lr_lambda
+        self.lr_lambda = _validate.function(lr_lambda, "lr_lambda", "a function of the epoch")
         super().__init__(optimizer)
 
     def get_lr(self):
-        factor = self.lr_lambda(self.last_epoch)
-        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real):
-            raise TypeError(f"lr_lambda({self.last_epoch}) must return a real number, got {_validate.describe(factor)}")
         # checked now, not at the optimizer's next step: a NaN or negative learning rate is never set
-        factor = _validate.real_number(factor, f"lr_lambda({self.last_epoch})", low=0.0)
+        factor = _validate.real_number(self.lr_lambda(self.last_epoch), f"lr_lambda({self.last_epoch})", low=0.0)
         return [base_lr * factor for base_lr in self.base_lrs]

@@ -111,9 +111,8 @@ class Optimizer:
         self._param_groups = [self._adopt(groups)]
 
     def _adopt(self, groups):
-        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], Mapping):
-            raise TypeError(f"param_groups must be a list of one dict of hyperparameters, got {_validate.describe(groups)}")
-        return _ParamGroup(self._checked_group, groups[0])
+        group = _validate.only_item(groups, "param_groups", "dict of hyperparameters", Mapping)
+        return _ParamGroup(self._checked_group, group)
 
     def _checked_group(self, group):
         """``group`` (a plain dict, changed in place) with every hyperparameter checked and normalised."""
@@ -176,9 +175,7 @@ class Optimizer:
         Every key is checked (kind of optimizer, hyperparameter values, state
         names, parameter names, shapes, dtypes) before anything changes.
         """
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
-            raise TypeError(f"state_dict must be a dict (or np.load result), got {_validate.describe(state_dict)}")
-        d = {k: state_dict[k] for k in state_dict.keys()}
+        d = _validate.keyed(state_dict, "state_dict")
         kind = _validate.scalar(d.pop("optimizer", None), "state_dict['optimizer']")
         if kind != type(self).__name__:
             raise ValueError(f"state_dict['optimizer'] must be {type(self).__name__!r}, got {kind!r}")
@@ -213,12 +210,7 @@ class Optimizer:
                 _validate.integer(step, f"state_dict[{key!r}]", low=0)
                 new_state[name][state_name] = int(step)
                 continue
-            if not isinstance(value, np.ndarray):
-                raise TypeError(f"state_dict[{key!r}] must be a numpy.ndarray, got {_validate.describe(value)}")
-            if value.dtype != p.dtype:
-                raise TypeError(f"state_dict[{key!r}] must have dtype {p.dtype} like params[{name!r}], got {value.dtype}")
-            if value.shape != p.shape:
-                raise ValueError(f"state_dict[{key!r}] must have shape {p.shape} like params[{name!r}], got {value.shape}")
+            _validate.like(value, f"state_dict[{key!r}]", p, f"params[{name!r}]")
             new_state[name][state_name] = np.array(value, copy=True)
         for name, state in new_state.items():
             self._check_state(name, state, group)
