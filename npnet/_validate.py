@@ -425,3 +425,81 @@ def json_text(value, name="config"):
         return json.dumps(value, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{name} must be JSON-serialisable to go into a checkpoint: {e}") from None
+
+
+# --------------------------------------------------------------------------- containers and the rest
+# Each names the argument and says what was expected and what arrived, as above.
+
+def real(value, name):
+    """A real number (not bool) as a Python float; unlike :func:`real_number`, inf and nan pass."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
+    return float(value)
+
+
+def writable_float_array(x, name, why):
+    """Return ``x`` if it is a float32/float64 ndarray (as :func:`float_array`) that may be
+    written to, else raise; ``why`` says why it must be writable."""
+    float_array(x, name)
+    if not x.flags.writeable:
+        raise ValueError(f"{name} is read-only (flags.writeable is False); {why}")
+    return x
+
+
+def instance(value, name, cls, what):
+    """Return ``value`` if it is an instance of ``cls``, else a TypeError saying it must be ``what``."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be {what}, got {describe(value)}")
+    return value
+
+
+def function(value, name, what="a function"):
+    """A callable (None refused; see :func:`callable_` for an optional one)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be {what}, got {describe(value)}")
+    return value
+
+
+def pair(value, name, what):
+    """A tuple or list of two items, returned as a tuple; ``what`` names them, e.g. "(beta1, beta2)"."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair {what}, got {describe(value)}")
+    return tuple(value)
+
+
+def only_item(value, name, what, cls=object):
+    """The item of a list of exactly one ``cls`` (``what`` describes it)."""
+    if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], cls):
+        raise TypeError(f"{name} must be a list of one {what}, got {describe(value)}")
+    return value[0]
+
+
+def sequence(value, name, what):
+    """A list or tuple (a str is refused), returned as a new list; ``what`` says what it holds."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {what}, got {describe(value)}")
+    return list(value)
+
+
+def iterable(value, name, what):
+    """An ndarray or any iterable but a str or bytes, returned unchanged; ``what`` says what is expected."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be {what}, got {describe(value)}")
+    return value
+
+
+def mapping(value, name, what, *, keys=None):
+    """A dict (``what`` describes it), with exactly ``keys`` when given."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict {what}, got {describe(value)}")
+    if keys is not None and set(value) != set(keys):
+        raise ValueError(f"{name} must have exactly the keys {list(keys)}, got {sorted(value)}")
+    return value
+
+
+def keyed(value, name="state_dict"):
+    """A dict, or anything with ``keys()`` and ``[]`` (what ``np.load`` returns for an .npz),
+    read into a new plain dict."""
+    if not hasattr(value, "keys") or not hasattr(value, "__getitem__"):
+        raise TypeError(f"{name} must be a dict (or np.load result), got {describe(value)}")
+    return {k: value[k] for k in value.keys()}

@@ -79,11 +79,11 @@ def load_run(path):
         CheckpointError: no checkpoint, a corrupt one, or settings that build no model.
     """
     from .checkpoint import load_checkpoint
-    from .models import build_model
+    from .models import build_model, check_run_settings
 
     ckpt = load_checkpoint(_checkpoint_file(path))
-    settings = (ckpt.config or {}).get("settings")
-    if isinstance(settings, dict):
+    settings = check_run_settings(ckpt.config, ckpt.path)   # the words --resume uses for the same checkpoint
+    if settings:
         kwargs = dict(model=settings.get("model"), hidden=settings.get("hidden"), dropout=settings.get("dropout"),
                       dtype=settings.get("dtype"))
     else:

@@ -8,22 +8,31 @@
   use it, the studies call :func:`mlp` directly.
 - :func:`collect_rngs` names the generators a model (and its loader) draws
   from, which is what a checkpoint must hold to resume bit-identically.
+- :func:`check_run_settings` checks the settings ``npnet train`` saves in a
+  checkpoint (:data:`RUN_SETTINGS`), for every reader of a run: ``--resume``,
+  ``npnet eval``/``predict`` and :func:`npnet.load_model`.
 
 Randomness is explicit: the initial values come from ``rng``, drawn layer by
 layer in order (each ``Linear`` first draws torch's default init, then is
 re-initialized by the scheme), so a seed fixes the model.
 """
+import re
+
 import numpy as np
 
 from . import _validate as V
 from . import nn
+from .errors import CheckpointError
 from .nn import init as nn_init
 
-__all__ = ["MODELS", "INITS", "ACTIVATIONS", "build_model", "mlp", "init_linear", "child_rng", "collect_rngs"]
+__all__ = ["MODELS", "INITS", "ACTIVATIONS", "OPTIMIZERS", "DTYPES", "RUN_SETTINGS", "build_model", "mlp",
+           "init_linear", "child_rng", "collect_rngs", "check_run_settings"]
 
 MODELS = ("softmax", "mlp")
 INITS = ("normal", "constant", "xavier", "kaiming", "torch-default")
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+OPTIMIZERS = ("sgd", "adam")   # npnet train --optimizer
+DTYPES = ("float32", "float64")
 
 
 def child_rng(rng):
@@ -182,3 +191,77 @@ def collect_rngs(model, loader=None):
         if isinstance(m, nn.Dropout):
             rngs[f"dropout.{i}"] = m.rng
     return rngs
+
+
+# --------------------------------------------------------------------------- a run's saved settings
+
+# What ``npnet train`` saves under ``config["settings"]``: name -> (what a value must be, as a
+# _validate check; the same words for the message). The CLI's flags accept exactly these values.
+RUN_SETTINGS = {
+    "model": (lambda v, n: V.choice(v, n, MODELS), f"one of {', '.join(MODELS)}"),
+    "hidden": (lambda v, n: V.integer(v, n, low=1), "an integer >= 1"),
+    "dropout": (lambda v, n: V.real_number(v, n, low=0.0, high=1.0, high_open=True), "a number in [0, 1)"),
+    "init": (lambda v, n: V.choice(v, n, INITS), f"one of {', '.join(INITS)}"),
+    "optimizer": (lambda v, n: V.choice(v, n, OPTIMIZERS), f"one of {', '.join(OPTIMIZERS)}"),
+    "lr": (lambda v, n: V.real_number(v, n, low=0.0, low_open=True), "a number in (0, inf)"),
+    "momentum": (lambda v, n: V.real_number(v, n, low=0.0), "a number in [0, inf)"),
+    "weight_decay": (lambda v, n: V.real_number(v, n, low=0.0), "a number in [0, inf)"),
+    "batch_size": (lambda v, n: V.integer(v, n, low=1), "an integer >= 1"),
+    "epochs": (lambda v, n: V.integer(v, n, low=1), "an integer >= 1"),
+    "seed": (lambda v, n: V.integer(v, n, low=0), "an integer >= 0"),
+    "dtype": (lambda v, n: V.choice(v, n, DTYPES), f"one of {', '.join(DTYPES)}"),
+}
+# None where a setting does not apply: no hidden layer in softmax regression, no momentum in Adam
+_UNSET_ALLOWED = ("hidden", "dropout", "momentum")
+
+
+def _data_dir(value, name):
+    if value is not None and "\0" in V.path(value, name):
+        raise ValueError(f"{name} holds a NUL character")
+
+
+def _fingerprint(value, name):
+    if value is not None and not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+        raise ValueError(f"{name} must be a SHA-256 hex digest or None")
+
+
+_RUN_DATA = {
+    "data_dir": (_data_dir, "a directory path or null"),
+    "data_fingerprint": (_fingerprint, "a SHA-256 hex digest or null"),
+}
+
+
+def check_run_settings(config, path):
+    """Check the run settings a checkpoint's ``config`` holds, as ``npnet train``'s flags check them.
+
+    A consistent but tampered (or foreign) checkpoint is refused here, by the
+    setting's name, rather than deep in :func:`build_model` or the optimizer.
+    Each setting of :data:`RUN_SETTINGS` found in ``config["settings"]`` is
+    checked, and ``config["data_dir"]`` and ``config["data_fingerprint"]``; a
+    missing one is left to the caller (``--resume`` needs them all, and
+    :func:`npnet.load_model` reads a model off the parameters without them).
+
+    Args:
+        config: a checkpoint's config (``Checkpoint.config``): a dict or None.
+        path: the checkpoint's path, for the message.
+
+    Returns:
+        ``config["settings"]``, or an empty dict when it is not a dict (no ``npnet train`` settings).
+
+    Raises:
+        CheckpointError: ``checkpoint PATH holds an unknown setting: NAME=VALUE (expected ...)``.
+    """
+    config = config if isinstance(config, dict) else {}
+    settings = config.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    found = [(k, settings[k], RUN_SETTINGS[k]) for k in RUN_SETTINGS if k in settings]
+    found += [(k, config[k], _RUN_DATA[k]) for k in _RUN_DATA if k in config]
+    for key, value, (check, expected) in found:
+        if value is None and (key in _UNSET_ALLOWED or key in _RUN_DATA):
+            continue
+        try:
+            check(value, key)
+        except (TypeError, ValueError):
+            raise CheckpointError(f"checkpoint {path} holds an unknown setting: {key}={value!r} "
+                                  f"(expected {expected})") from None
+    return settings

@@ -569,8 +569,12 @@ def test_load_fashion_mnist_bad_arguments(env):
         ({"retries": -1}, ValueError, "retries"),
         ({"mirrors": ["ftp://x/"]}, ValueError, "mirrors"),
         ({"mirrors": []}, ValueError, "mirrors"),
+        ({"mirrors": 3}, TypeError, "mirrors"),
+        ({"mirrors": {"http://x/": 1}}, TypeError, "mirrors"),
+        ({"mirrors": ("http://x/", 5)}, ValueError, "mirrors"),
         ({"checksums": {"a": "b"}}, ValueError, "checksums"),
         ({"checksums": "abc"}, TypeError, "checksums"),
+        ({"checksums": list(FASHION_MNIST_FILES)}, TypeError, "checksums"),
     ]:
         with pytest.raises(exc, match=needle):
             load_fashion_mnist(download=False, **kwargs)
@@ -583,13 +587,14 @@ def test_labels_helper():
     grid = np.array([[2, 3], [4, 0]], dtype=np.uint8)
     assert get_fashion_mnist_labels(grid) == ["pullover", "dress", "coat", "t-shirt"]
     assert get_fashion_mnist_labels([]) == []
-    with pytest.raises(ValueError, match="0..9"):
-        get_fashion_mnist_labels([10])
-    with pytest.raises(ValueError, match="0..9"):
+    with pytest.raises(ValueError, match=r"labels\[1\]"):
+        get_fashion_mnist_labels([3, 10])
+    with pytest.raises(ValueError, match=r"labels\[0\]"):
         get_fashion_mnist_labels(np.array([-1]))
-    for bad in (np.array([1.0]), [1.0], [True], np.array([True]), "12", 3):
+    for bad in (np.array([1.0]), [1.0], [True], np.array([True]), "12", b"12", 3, None, [3, "4"], [12, 1.0]):
         with pytest.raises(TypeError, match="labels"):
             get_fashion_mnist_labels(bad)
+    assert get_fashion_mnist_labels(iter([np.int64(9), np.uint8(0)])) == ["ankle boot", "t-shirt"]
 
 
 # --------------------------------------------------------------------------- #

@@ -583,3 +583,35 @@ SPECIAL = [
 @pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
 def test_special_row(ctx, call, outcome):
     check_special_row(ctx, call, outcome)
+
+
+@pytest.mark.parametrize(
+    "call, exc, name",
+    [
+        (lambda: init.calculate_gain("leaky_relu", "0.2"), ValueError, "param"),   # torch: ValueError too
+        (lambda: init.calculate_gain("leaky_relu", True), ValueError, "param"),
+        (lambda: init.calculate_gain("leaky_relu", math.inf), ValueError, "param"),
+        (lambda: init.calculate_gain("Relu"), ValueError, "nonlinearity"),
+        (lambda: init.calculate_gain(["relu"]), ValueError, "nonlinearity"),
+        (lambda: init.calculate_fan_in_and_fan_out([[1.0, 2.0]]), TypeError, "array"),
+        (lambda: init.kaiming_normal_(np.empty((3, 4)), mode="fan"), ValueError, "mode"),
+        (lambda: init.kaiming_normal_(np.empty((3, 4)), mode=None), ValueError, "mode"),
+        (lambda: init.constant_(np.empty(3), "0.5"), TypeError, "val"),
+        (lambda: init.constant_(np.empty(3), np.bool_(True)), TypeError, "val"),
+        (lambda: init.normal_(np.empty(3), std=-1.0), ValueError, "std"),
+        (lambda: init.uniform_(np.empty(3), a=math.nan), ValueError, "a"),
+        (lambda: init.zeros_(np.zeros(3, np.int64)), TypeError, "array"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_argument(call, exc, name):
+    with pytest.raises(exc) as info:
+        call()
+    assert name in str(info.value)
+
+
+def test_mode_is_case_insensitive_and_constant_takes_inf_and_nan_as_torch_does():
+    a = init.kaiming_normal_(np.empty((3, 4)), mode="FAN_OUT", rng=np.random.default_rng(0))
+    b = init.kaiming_normal_(np.empty((3, 4)), mode="fan_out", rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(a, b)
+    assert np.isposinf(init.constant_(np.empty(2, np.float32), math.inf)).all()
+    assert np.isnan(init.constant_(np.empty(2), math.nan)).all()

@@ -827,7 +827,7 @@ SPECIAL = [
         {**optim.AdamW(_params()).state_dict(), "decoupled_weight_decay": np.array(False)}),
      Raises(ValueError, r"AdamW always decouples weight decay")),
     ("LambdaLR(lr_lambda returns str)", lambda c: optim.LambdaLR(optim.SGD(_params()), lambda e: "0.1"),
-     Raises(TypeError, r"lr_lambda\(0\) must return a real number, got str '0.1'")),
+     Raises(TypeError, r"lr_lambda\(0\) must be a real number, got str '0.1'")),
     ("LambdaLR(lr_lambda turns NaN at epoch 2)",
      lambda c: [s.step() for s in [optim.LambdaLR(optim.SGD(_params()), lambda e: math.nan if e == 2 else 1.0)]
                 for _ in range(2)], Raises(ValueError, r"lr_lambda\(2\) must be finite, got nan")),
@@ -837,3 +837,56 @@ SPECIAL = [
 @pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
 def test_special_row(ctx, call, outcome):
     check_special_row(ctx, call, outcome)
+
+
+# --------------------------------------------------------------------------- argument checks name what they refuse
+
+
+def _loaded_adam(edit):
+    opt = optim.Adam(make_params(), lr=0.01)
+    opt.step(grad_sequence(np.float64, 1, 0)[0])
+    d = opt.state_dict()
+    edit(d)
+    return optim.Adam(make_params(), lr=0.01).load_state_dict(d)
+
+
+def _param_groups(value):
+    opt = optim.SGD(make_params(), lr=0.1)
+    opt.param_groups = value
+
+
+@pytest.mark.parametrize(
+    "call, exc, name",
+    [
+        (lambda: optim.SGD(make_params()).load_state_dict([1, 2]), TypeError, "state_dict"),
+        (lambda: optim.StepLR(optim.SGD(make_params()), 2).load_state_dict("x"), TypeError, "state_dict"),
+        (lambda: _loaded_adam(lambda d: d.update({"exp_avg.0.bias": [0.0] * 4})), TypeError, "exp_avg.0.bias"),
+        (lambda: _loaded_adam(lambda d: d.update({"exp_avg.0.bias": np.zeros(4, np.int64)})), TypeError,
+         "exp_avg.0.bias"),
+        (lambda: optim.Adam(make_params(), betas=0.9), TypeError, "betas"),
+        (lambda: optim.Adam(make_params(), betas=(0.9, 0.99, 0.999)), TypeError, "betas"),
+        (lambda: _param_groups({"lr": 0.1}), TypeError, "param_groups"),
+        (lambda: _param_groups([{"lr": 0.1}, {"lr": 0.2}]), TypeError, "param_groups"),
+        (lambda: _param_groups([0.1]), TypeError, "param_groups"),
+        (lambda: optim.LambdaLR(optim.SGD(make_params()), None), TypeError, "lr_lambda"),
+        (lambda: optim.LambdaLR(optim.SGD(make_params()), lambda e: "0.1"), TypeError, "lr_lambda(0)"),
+        (lambda: optim.LambdaLR(optim.SGD(make_params()), lambda e: True), TypeError, "lr_lambda(0)"),
+        (lambda: optim.LambdaLR(optim.SGD(make_params()), lambda e: -0.5), ValueError, "lr_lambda(0)"),
+        (lambda: optim.CosineAnnealingLR(object(), T_max=3), TypeError, "optimizer"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_argument(call, exc, name):
+    with pytest.raises(exc) as info:
+        call()
+    assert name in str(info.value)
+
+
+def test_the_package_keeps_every_name_at_the_top_and_lr_scheduler_as_torch_has_it():
+    import npnet.optim.lr_scheduler as lr_scheduler
+
+    for name in ("Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR", "LambdaLR"):
+        assert name in optim.__all__ and getattr(optim, name) is not None
+    assert optim.lr_scheduler is lr_scheduler
+    assert optim.lr_scheduler.StepLR is optim.StepLR and optim.lr_scheduler.LambdaLR is optim.LambdaLR
+    # the interface is documented once, at the top of the package
+    assert "opt.step(grads)" in optim.__doc__ and "state_dict" in optim.__doc__

@@ -86,50 +86,6 @@ def _settings(args, saved=None):
     return s
 
 
-def _check_saved_settings(config, path):
-    """A checkpoint's settings, checked as the flags are, so that a consistent but
-    tampered (or foreign) checkpoint is refused by name rather than deep in build_model.
-
-    Raises:
-        CheckpointError: a setting the flags would not accept.
-    """
-    import re
-
-    from ..errors import CheckpointError
-    from ..models import INITS, MODELS
-
-    saved = config["settings"]
-    choices = {"model": MODELS, "init": INITS, "optimizer": tuple(DEFAULT_LR), "dtype": ("float32", "float64")}
-    integers = {"hidden": _integer(1), "batch_size": _integer(1), "epochs": _integer(1), "seed": _integer(0)}
-    reals = {"lr": _real(0.0, low_open=True), "momentum": _real(0.0), "weight_decay": _real(0.0),
-             "dropout": _real(0.0, 1.0, high_open=True)}
-    unset = ("hidden", "dropout", "momentum")   # None where a setting does not apply (softmax, adam)
-
-    def unknown(key, value, expected):
-        return CheckpointError(f"checkpoint {path} holds an unknown setting: {key}={value!r} ({expected})")
-
-    for key in DEFAULTS:
-        value = saved[key]
-        if value is None and key in unset:
-            continue
-        if key in choices:
-            if not isinstance(value, str) or value not in choices[key]:
-                raise unknown(key, value, f"expected one of {', '.join(choices[key])}")
-            continue
-        kind = int if key in integers else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise unknown(key, value, "expected an integer" if key in integers else "expected a number")
-        try:
-            (integers.get(key) or reals[key])(repr(value))
-        except argparse.ArgumentTypeError as e:
-            raise unknown(key, value, str(e)) from None
-    data_dir, fingerprint = config.get("data_dir"), config.get("data_fingerprint")
-    if data_dir is not None and not (isinstance(data_dir, str) and data_dir and "\0" not in data_dir):
-        raise unknown("data_dir", data_dir, "expected a directory path or null")
-    if fingerprint is not None and not (isinstance(fingerprint, str) and re.fullmatch(r"[0-9a-f]{64}", fingerprint)):
-        raise unknown("data_fingerprint", fingerprint, "expected a SHA-256 hex digest or null")
-
-
 def _check_same_data(config, path, train_samples, fingerprint, *, allow):
     """``--resume`` continues on the data its checkpoint was trained on, unless ``--allow-other-data``."""
     saved_n, saved = config.get("train_samples"), config.get("data_fingerprint")
@@ -309,7 +265,7 @@ def _train(args, settings, run):
     from ..data import DataLoader
     from ..data import fingerprint as data_fingerprint
     from ..errors import CheckpointError, TrainingDiverged
-    from ..models import build_model
+    from ..models import build_model, check_run_settings
 
     out = args.out
     ckpt_path = os.path.join(out, CHECKPOINT)
@@ -323,7 +279,7 @@ def _train(args, settings, run):
         if not isinstance(saved, dict) or any(k not in saved for k in DEFAULTS):
             raise RunFailed(f"cannot resume: {ckpt_path} was not written by `npnet train` (no settings in its config)")
         try:
-            _check_saved_settings(ckpt.config, ckpt_path)
+            check_run_settings(ckpt.config, ckpt.path)   # the words npnet eval uses for the same checkpoint
         except CheckpointError as e:
             raise RunFailed(f"cannot resume: {e}") from e
         settings = _settings(args, saved)

@@ -35,10 +35,7 @@ def _mirror_list(mirrors):
         name = "NPNET_FASHION_MNIST_URL" if env else "mirrors"
     else:
         name = "mirrors"
-        if isinstance(mirrors, str):
-            mirrors = [mirrors]
-        if not isinstance(mirrors, (list, tuple)):
-            raise TypeError(f"mirrors must be a list of base URLs or None, got {_validate.describe(mirrors)}")
+        mirrors = [mirrors] if isinstance(mirrors, str) else _validate.sequence(mirrors, name, "base URLs or None")
     out = []
     for m in mirrors:
         if not isinstance(m, str) or not m.lower().startswith(("http://", "https://")):
@@ -55,12 +52,7 @@ def _download_args(mirrors, timeout, retries, checksums):
     retries = _validate.integer(retries, "retries", low=0, high=10)
     if checksums is None:
         checksums = sources.FASHION_MNIST_SHA256
-    if not isinstance(checksums, dict):
-        raise TypeError(f"checksums must be a dict {{file base name: sha256 hex}} or None, "
-                        f"got {_validate.describe(checksums)}")
-    if set(checksums) != set(FASHION_MNIST_FILES):
-        raise ValueError(f"checksums must have exactly the keys {list(FASHION_MNIST_FILES)}, "
-                         f"got {sorted(checksums)}")
+    _validate.mapping(checksums, "checksums", "{file base name: sha256 hex} or None", keys=FASHION_MNIST_FILES)
     return urls, timeout, retries, checksums
 
 

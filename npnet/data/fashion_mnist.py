@@ -1,7 +1,6 @@
 """Loading Fashion-MNIST: the four files checked as a set, a decoded copy kept in
 the per-user cache, a fingerprint of the content, and the class names."""
 import hashlib
-import numbers
 import os
 
 import numpy as np
@@ -257,21 +256,11 @@ def get_fashion_mnist_labels(labels):
         ['t-shirt', 'ankle boot']
     """
     if isinstance(labels, np.ndarray):
-        if labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.integer):
-            raise TypeError(f"labels must hold integers, got {_validate.describe(labels)}")
-        values = labels.ravel().tolist()
-    elif isinstance(labels, (str, bytes)) or not hasattr(labels, "__iter__"):
-        raise TypeError(f"labels must be an integer ndarray or an iterable of ints, got {_validate.describe(labels)}")
+        values = _validate.int_array(labels, "labels").ravel().tolist()
     else:
-        values = list(labels)
-        for v in values:
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-                raise TypeError(f"labels must hold integers, got {_validate.describe(v)} among them")
-    out = []
-    for v in values:
-        v = int(v)
-        if not 0 <= v < _NUM_CLASSES:
-            raise ValueError(f"labels must be in 0..{_NUM_CLASSES - 1}, got {v}")
-        out.append(FASHION_MNIST_LABELS[v])
-    return out
+        values = list(_validate.iterable(labels, "labels", "an integer ndarray or an iterable of ints"))
+    # every value is checked (type, then range) before any is looked up
+    values = [_validate.integer(v, f"labels[{i}]") for i, v in enumerate(values)]
+    return [FASHION_MNIST_LABELS[_validate.integer(v, f"labels[{i}]", low=0, high=_NUM_CLASSES - 1)]
+            for i, v in enumerate(values)]
 

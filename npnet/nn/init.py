@@ -17,7 +17,6 @@ shape ``(out_features, in_features, *kernel)``, so
 ``fan_in = in_features * prod(kernel)`` and ``fan_out = out_features * prod(kernel)``.
 """
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -58,15 +57,10 @@ FAN_MODES = ("fan_in", "fan_out")
 # --------------------------------------------------------------------------- helpers
 
 
-def _writable_float_array(array, name="array"):
+def _writable_float_array(array):
     """The array to fill: a float32/float64 ndarray that may be written to."""
-    _validate.float_array(array, name)
-    if not array.flags.writeable:
-        raise ValueError(
-            f"{name} is read-only (flags.writeable is False); initializers fill in place, "
-            f"so pass a writable array, e.g. {name}.copy()"
-        )
-    return array
+    return _validate.writable_float_array(
+        array, "array", "initializers fill in place, so pass a writable array, e.g. array.copy()")
 
 
 def _fill(array, values):
@@ -75,13 +69,11 @@ def _fill(array, values):
     return array
 
 
-def _real(value, name):
-    """A finite real number (bool refused) as a Python float."""
-    return _validate.real_number(value, name)
-
-
-def _non_negative(value, name):
-    return _validate.real_number(value, name, low=0.0)
+def _negative_slope(param):
+    try:
+        return _validate.real_number(param, "param (negative_slope of leaky_relu)")
+    except TypeError as e:   # torch's calculate_gain raises ValueError for a param that is not a number
+        raise ValueError(str(e)) from None
 
 
 def _normal_cdf(x):
@@ -117,10 +109,7 @@ def calculate_gain(nonlinearity, param=None):
         >>> calculate_gain("leaky_relu", 0.2)   # sqrt(2 / 1.04)
         1.3867504905630728
     """
-    if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
-        raise ValueError(
-            f"nonlinearity must be one of {', '.join(repr(n) for n in NONLINEARITIES)}; got {nonlinearity!r}"
-        )
+    _validate.choice(nonlinearity, "nonlinearity", NONLINEARITIES)
     if nonlinearity in _LINEAR_NONLINEARITIES or nonlinearity == "sigmoid":
         return 1.0
     if nonlinearity == "tanh":
@@ -128,16 +117,7 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        if param is None:
-            negative_slope = 0.01
-        elif isinstance(param, (bool, np.bool_)) or not isinstance(param, numbers.Real):
-            raise ValueError(
-                f"param (negative_slope of leaky_relu) must be a real number or None, got {_validate.describe(param)}"
-            )
-        else:
-            negative_slope = float(param)
-            if not math.isfinite(negative_slope):
-                raise ValueError(f"param (negative_slope of leaky_relu) must be finite, got {negative_slope}")
+        negative_slope = 0.01 if param is None else _negative_slope(param)
         return math.sqrt(2.0 / (1 + negative_slope**2))
     return 3.0 / 4  # selu
 
@@ -155,8 +135,7 @@ def calculate_fan_in_and_fan_out(array):
         >>> calculate_fan_in_and_fan_out(np.empty((16, 3, 5, 5)))
         (75, 400)
     """
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"array must be a numpy.ndarray, got {_validate.describe(array)}")
+    _validate.ndarray(array, "array")
     if array.ndim < 2:
         raise ValueError(
             f"fan in and fan out can not be computed for array with fewer than 2 dimensions; "
@@ -167,10 +146,9 @@ def calculate_fan_in_and_fan_out(array):
 
 
 def _calculate_correct_fan(array, mode):
-    if not isinstance(mode, str) or mode.lower() not in FAN_MODES:
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out'; got {mode!r}")
+    mode = _validate.choice(mode.lower() if isinstance(mode, str) else mode, "mode", FAN_MODES)   # as torch: any case
     fan_in, fan_out = calculate_fan_in_and_fan_out(array)
-    return fan_in if mode.lower() == "fan_in" else fan_out
+    return fan_in if mode == "fan_in" else fan_out
 
 
 # --------------------------------------------------------------------------- plain distributions
@@ -192,7 +170,7 @@ def uniform_(array, a=0.0, b=1.0, *, rng=None):
         >>> w = uniform_(np.empty((3, 5)), -0.1, 0.1, rng=np.random.default_rng(0))
     """
     _writable_float_array(array)
-    a, b = _real(a, "a"), _real(b, "b")
+    a, b = _validate.real_number(a, "a"), _validate.real_number(b, "b")
     if a > b:
         raise ValueError(f"uniform_ expects a <= b (the interval [a, b]), got a={a} > b={b}")
     rng = _validate.generator(rng)
@@ -212,7 +190,7 @@ def normal_(array, mean=0.0, std=1.0, *, rng=None):
         >>> w = normal_(np.empty((3, 5)), std=0.02, rng=np.random.default_rng(0))
     """
     _writable_float_array(array)
-    mean, std = _real(mean, "mean"), _non_negative(std, "std")
+    mean, std = _validate.real_number(mean, "mean"), _validate.real_number(std, "std", low=0.0)
     rng = _validate.generator(rng)
     return _fill(array, rng.normal(mean, std, size=array.shape))
 
@@ -240,9 +218,9 @@ def trunc_normal_(array, mean=0.0, std=1.0, a=-2.0, b=2.0, *, rng=None):
         >>> w = trunc_normal_(np.empty((3, 5)), std=0.02, a=-0.04, b=0.04, rng=np.random.default_rng(0))
     """
     _writable_float_array(array)
-    mean = _real(mean, "mean")
+    mean = _validate.real_number(mean, "mean")
     std = _validate.real_number(std, "std", low=0.0, low_open=True)
-    a, b = _real(a, "a"), _real(b, "b")
+    a, b = _validate.real_number(a, "a"), _validate.real_number(b, "b")
     if a > b:
         raise ValueError(f"trunc_normal_ expects a <= b (the interval [a, b]), got a={a} > b={b}")
     rng = _validate.generator(rng)
@@ -286,9 +264,7 @@ def constant_(array, val):
         >>> w = constant_(np.empty((3, 5)), 0.3)
     """
     _writable_float_array(array)
-    if isinstance(val, (bool, np.bool_)) or not isinstance(val, numbers.Real):
-        raise TypeError(f"val must be a real number, got {_validate.describe(val)}")
-    val = float(val)
+    val = _validate.real(val, "val")   # inf and nan allowed, as torch allows them
     largest = float(np.finfo(array.dtype).max)
     if math.isfinite(val) and abs(val) > largest:
         raise ValueError(f"val={val} does not fit in array's dtype {array.dtype} (largest {largest:g})")
@@ -385,7 +361,7 @@ def xavier_uniform_(array, gain=1.0, *, rng=None):
         >>> w = xavier_uniform_(np.empty((3, 5)), gain=calculate_gain("relu"), rng=np.random.default_rng(0))
     """
     _writable_float_array(array)
-    gain = _non_negative(gain, "gain")   # a negative gain is a negative std (torch refuses it too)
+    gain = _validate.real_number(gain, "gain", low=0.0)   # a negative gain is a negative std (torch refuses it too)
     fan_in, fan_out = calculate_fan_in_and_fan_out(array)
     rng = _validate.generator(rng)
     if array.size == 0:
@@ -409,7 +385,7 @@ def xavier_normal_(array, gain=1.0, *, rng=None):
         >>> w = xavier_normal_(np.empty((3, 5)), rng=np.random.default_rng(0))
     """
     _writable_float_array(array)
-    gain = _non_negative(gain, "gain")   # a negative gain is a negative std (torch refuses it too)
+    gain = _validate.real_number(gain, "gain", low=0.0)   # a negative gain is a negative std (torch refuses it too)
     fan_in, fan_out = calculate_fan_in_and_fan_out(array)
     rng = _validate.generator(rng)
     if array.size == 0:
@@ -419,7 +395,7 @@ def xavier_normal_(array, gain=1.0, *, rng=None):
 
 
 def _kaiming_std(array, a, mode, nonlinearity):
-    a = _real(a, "a")
+    a = _validate.real_number(a, "a")
     fan = _calculate_correct_fan(array, mode)
     gain = calculate_gain(nonlinearity, a)
     return gain / math.sqrt(fan) if fan > 0 else 0.0
@@ -501,7 +477,7 @@ def orthogonal_(array, gain=1.0, *, rng=None):
     _writable_float_array(array)
     if array.ndim < 2:
         raise ValueError(f"orthogonal_ supports only arrays with 2 or more dimensions; array has shape {array.shape}")
-    gain = _real(gain, "gain")
+    gain = _validate.real_number(gain, "gain")
     rng = _validate.generator(rng)
     if array.size == 0:
         return array
