@@ -50,6 +50,8 @@ train: data
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
+	NPNET_KERNELS=plain $(PY) -m pytest -q tests/test_functional.py tests/test_layers.py tests/test_losses.py \
+	  tests/test_gradcheck.py tests/test_fast.py
 
 reference: $(VENV)/.installed-test
 	$(PY) -m reference

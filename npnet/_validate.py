@@ -264,3 +264,14 @@ def class_indices(target, name, num_classes, shape, *, ignore_index=None, shape_
         also = "" if ignore_index is None else f" that is not ignore_index ({ignore_index})"
         raise ValueError(f"{name} holds class index {t[bad][0]} outside [0, {num_classes}){also}")
     return np.where(keep, t, 0), keep
+
+
+def upstream(value, name, shape, dtype):
+    """The upstream gradient of a loss (``dloss``): None means ones of ``shape``; else an
+    array of exactly ``shape`` and ``dtype`` (a NumPy float scalar counts as 0-d)."""
+    if value is None:
+        return np.ones(shape, dtype)
+    value = float_array(value, name)
+    same_shape(value, name, shape)
+    same_dtype(value, name, dtype)
+    return value
