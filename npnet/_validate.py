@@ -275,3 +275,31 @@ def upstream(value, name, shape, dtype):
     same_shape(value, name, shape)
     same_dtype(value, name, dtype)
     return value
+
+
+def classification(scores, name, target, weight, ignore_index, *, allow_probs):
+    """Check the arrays of a classification loss: ``scores`` (logits or log-probabilities,
+    (N, C), (N, C, d1, ...) or (C,)), ``target`` (class indices of the batch shape,
+    see :func:`class_indices`, or, if ``allow_probs``, probabilities shaped and typed
+    like ``scores``) and an optional per-class ``weight`` (C,). Returns ``scores``."""
+    scores = float_array(scores, name, min_ndim=1)
+    axis = 0 if scores.ndim == 1 else 1
+    C = scores.shape[axis]
+    if weight is not None:
+        float_array(weight, "weight")
+        same_shape(weight, "weight", (C,))
+        same_dtype(weight, "weight", scores.dtype)
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"target must be a numpy.ndarray of class indices or probabilities, got {describe(target)}")
+    if target.dtype.kind in "iu":
+        class_indices(target, "target", C, scores.shape[:axis] + scores.shape[axis + 1:], ignore_index=ignore_index,
+                      shape_hint=f" for input of shape {scores.shape}")
+    elif target.dtype.kind == "f" and allow_probs:
+        if target.shape != scores.shape:
+            raise ValueError(
+                f"target of class probabilities must have the input's shape {scores.shape}, got {target.shape}")
+        same_dtype(target, "target", scores.dtype)
+    else:
+        expected = "an integer dtype (class indices)" + (" or the input's float dtype (probabilities)" if allow_probs else "")
+        raise TypeError(f"target must have {expected}, got {target.dtype}")
+    return scores

@@ -488,29 +488,12 @@ def nll_loss_backward(dloss, log_probs, target, *, weight=None, ignore_index=-10
 
 
 def _check_classification(name, logits, target, weight, ignore_index, reduction, label_smoothing, allow_probs):
-    """The arguments of cross_entropy and nll_loss (and of their backward and module)."""
-    logits = V.float_array(logits, name, min_ndim=1)
+    """The arguments of cross_entropy and nll_loss and of their backward (a loss module
+    checks its options once, when built, and its arrays with V.classification)."""
     reduction = V.choice(reduction, "reduction", _REDUCTIONS)
     label_smoothing = V.real_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
     ignore_index = V.integer(ignore_index, "ignore_index")
-    C = logits.shape[class_axis(logits.shape)]
-    if weight is not None:
-        V.float_array(weight, "weight")
-        V.same_shape(weight, "weight", (C,))
-        V.same_dtype(weight, "weight", logits.dtype)
-    if not isinstance(target, np.ndarray):
-        raise TypeError(f"target must be a numpy.ndarray of class indices or probabilities, got {V.describe(target)}")
-    if target.dtype.kind in "iu":
-        V.class_indices(target, "target", C, _batch_shape(logits.shape), ignore_index=ignore_index,
-                        shape_hint=f" for input of shape {logits.shape}")
-    elif target.dtype.kind == "f" and allow_probs:
-        if target.shape != logits.shape:
-            raise ValueError(
-                f"target of class probabilities must have the input's shape {logits.shape}, got {target.shape}")
-        V.same_dtype(target, "target", logits.dtype)
-    else:
-        expected = "an integer dtype (class indices)" + (" or the input's float dtype (probabilities)" if allow_probs else "")
-        raise TypeError(f"target must have {expected}, got {target.dtype}")
+    logits = V.classification(logits, name, target, weight, ignore_index, allow_probs=allow_probs)
     return dict(logits=logits, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction,
                 label_smoothing=label_smoothing)
 

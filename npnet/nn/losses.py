@@ -51,8 +51,8 @@ class CrossEntropyLoss(_Loss):
                     label_smoothing=self.label_smoothing)
 
     def forward(self, input, target):
-        args = F.cross_entropy.check(input, target, **self._kw())
-        loss, grad = K.cross_entropy_with_backward(**args)
+        V.classification(input, "input", target, self.weight, self.ignore_index, allow_probs=True)
+        loss, grad = K.cross_entropy_with_backward(input, target, **self._kw())
 
         def backward(dloss=None):
             # w[t] (softmax - onehot(target)) per row, times the reduction's scale and dloss
@@ -72,13 +72,13 @@ class NLLLoss(_Loss):
         self.ignore_index = V.integer(ignore_index, "ignore_index")
 
     def forward(self, input, target):
-        args = F.nll_loss.check(input, target, weight=self.weight, ignore_index=self.ignore_index,
-                                reduction=self.reduction)
-        loss = K.nll_loss(**args)
+        V.classification(input, "input", target, self.weight, self.ignore_index, allow_probs=False)
+        kw = dict(weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+        loss = K.nll_loss(input, target, **kw)
 
         def backward(dloss=None):
             dloss = V.upstream(dloss, "dloss", loss.shape, loss.dtype)
-            return K.nll_loss_backward(dloss, **args)   # -w[t] * scale at the target class, 0 elsewhere
+            return K.nll_loss_backward(dloss, input, target, **kw)   # -w[t] * scale at the target class, 0 elsewhere
 
         return loss, backward
 
