@@ -503,3 +503,42 @@ def keyed(value, name="state_dict"):
     if not hasattr(value, "keys") or not hasattr(value, "__getitem__"):
         raise TypeError(f"{name} must be a dict (or np.load result), got {describe(value)}")
     return {k: value[k] for k in value.keys()}
+
+
+def upstream(value, name, shape, dtype):
+    """The upstream gradient of a loss (``dloss``): None means ones of ``shape``; else an
+    array of exactly ``shape`` and ``dtype`` (a NumPy float scalar counts as 0-d)."""
+    if value is None:
+        return np.ones(shape, dtype)
+    value = float_array(value, name)
+    same_shape(value, name, shape)
+    same_dtype(value, name, dtype)
+    return value
+
+
+def classification(scores, name, target, weight, ignore_index, *, allow_probs):
+    """Check the arrays of a classification loss: ``scores`` (logits or log-probabilities,
+    (N, C), (N, C, d1, ...) or (C,)), ``target`` (class indices of the batch shape,
+    see :func:`class_indices`, or, if ``allow_probs``, probabilities shaped and typed
+    like ``scores``) and an optional per-class ``weight`` (C,). Returns ``scores``."""
+    scores = float_array(scores, name, min_ndim=1)
+    axis = 0 if scores.ndim == 1 else 1
+    C = scores.shape[axis]
+    if weight is not None:
+        float_array(weight, "weight")
+        same_shape(weight, "weight", (C,))
+        same_dtype(weight, "weight", scores.dtype)
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"target must be a numpy.ndarray of class indices or probabilities, got {describe(target)}")
+    if target.dtype.kind in "iu":
+        class_indices(target, "target", C, scores.shape[:axis] + scores.shape[axis + 1:], ignore_index=ignore_index,
+                      shape_hint=f" for input of shape {scores.shape}")
+    elif target.dtype.kind == "f" and allow_probs:
+        if target.shape != scores.shape:
+            raise ValueError(
+                f"target of class probabilities must have the input's shape {scores.shape}, got {target.shape}")
+        same_dtype(target, "target", scores.dtype)
+    else:
+        expected = "an integer dtype (class indices)" + (" or the input's float dtype (probabilities)" if allow_probs else "")
+        raise TypeError(f"target must have {expected}, got {target.dtype}")
+    return scores

@@ -337,41 +337,6 @@ def test_relu_backward_keeps_the_shape_of_0d_and_strided_inputs(dtype):
     np.testing.assert_array_equal(F.relu_backward(dY, X), np.where(X > 0, 3.0, 0.0).astype(dtype))
 
 
-@pytest.mark.parametrize("shape", [(301, 7), (50, 40), (3, 1)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_row_blocked_kernels_agree_with_one_block_and_torch(monkeypatch, shape, dtype):
-    # Row-wise kernels work on blocks of rows that fit in cache; the blocks must
-    # not change what they compute: tiny blocks (a row or two) against one block.
-    rng = np.random.default_rng(1)
-    X, dY = (rng.standard_normal(shape) * 4).astype(dtype), rng.standard_normal(shape).astype(dtype)
-    t = rng.integers(0, shape[1], shape[0])
-
-    def everything():
-        out = {"softmax": F.softmax(X), "log_softmax": F.log_softmax(X)}
-        out["softmax_backward"] = F.softmax_backward(dY, out["softmax"])
-        out["log_softmax_backward"] = F.log_softmax_backward(dY, out["log_softmax"])
-        out["cross_entropy"] = F.cross_entropy(X, t)
-        out["cross_entropy_backward"] = F.cross_entropy_backward(None, X, t)
-        return out
-
-    monkeypatch.setattr(F, "_BLOCK_BYTES", 1 << 30)
-    whole = everything()
-    monkeypatch.setattr(F, "_BLOCK_BYTES", 2 * shape[1] * np.dtype(dtype).itemsize)   # two rows a block
-    assert len(F._row_blocks(shape[0], shape[1] * np.dtype(dtype).itemsize)) == -(-shape[0] // 2)
-    blocked = everything()
-    eps = np.finfo(dtype).eps
-    for name, value in blocked.items():
-        assert value.shape == whole[name].shape and value.dtype == dtype, name
-        np.testing.assert_allclose(value, whole[name], rtol=8 * eps, atol=8 * eps, err_msg=name)
-    xt = torch.from_numpy(X).requires_grad_(True)
-    loss = torch.nn.functional.cross_entropy(xt, torch.from_numpy(t))
-    np.testing.assert_allclose(blocked["cross_entropy"], loss.item(), rtol=tolerance(dtype, shape[1]))
-    np.testing.assert_allclose(blocked["cross_entropy_backward"], torch.autograd.grad(loss, [xt])[0].numpy(),
-                               rtol=tolerance(dtype, shape[1]), atol=tolerance(dtype, shape[1]) / shape[0])
-    np.testing.assert_allclose(blocked["softmax"], torch.softmax(torch.from_numpy(X), 1).numpy(),
-                               rtol=tolerance(dtype, shape[1]), atol=tolerance(dtype, shape[1]))
-
-
 # ----------------------------------------------------- 0-d inputs, zero classes, inf logits
 
 def _same_as_torch(got, want, dtype, where):

@@ -341,3 +341,23 @@ SPECIAL = [
 @pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
 def test_special_row(ctx, call, outcome):
     check_special_row(ctx, call, outcome)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_impossible_targets_under_full_smoothing_and_ignored_nan_rows_give_torchs_values(dtype):
+    # label_smoothing=1 at a target whose logit is -inf: torch computes 0 * inf = nan
+    # for that row (npnet once gave inf); a row NLLLoss ignores adds exactly 0 even
+    # when its log-probabilities are nan (npnet once gave nan: 0 * nan).
+    x = np.array([[0.1, -0.1], [0.6, 0.1], [-0.5, -np.inf]], dtype)
+    t = np.array([1, 1, 1])
+    got = nn.CrossEntropyLoss(reduction="none", label_smoothing=1.0)(x, t)
+    want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), reduction="none",
+                                             label_smoothing=1.0).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[:2], want[:2], rtol=1e-6)
+    L = np.array([[np.nan, np.nan], [-0.5, -1.0]], dtype)
+    t = np.array([-100, 0])
+    got = nn.NLLLoss(reduction="none")(L, t)
+    want = torch.nn.functional.nll_loss(torch.from_numpy(L), torch.from_numpy(t), reduction="none").numpy()
+    np.testing.assert_array_equal(got, want)
+    assert nn.NLLLoss(reduction="sum")(L, t) == 0.5

@@ -20,6 +20,7 @@ import numpy as np
 from .. import _validate as V
 from . import functional as F
 from . import init
+from ._kernels import K   # the active kernels, unchecked: each module checks its arguments once
 
 __all__ = [
     "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
@@ -180,12 +181,12 @@ class Linear(Module):
     def forward(self, X, train=True):
         self._check(X)
         W, b = self.params["weight"], self.params.get("bias")
-        Y = F._affine(X, W, b)   # Y = X W^T + b
+        Y = K.linear(X, W, b)   # Y = X W^T + b
         out = _Like(Y.shape, Y.dtype)   # not Y itself: backward needs only its shape, and Y can be freed
 
         def backward(dY, *, need_dx=True):
             _check_dy(dY, out, "Linear")
-            dX, dW, db = F.linear_backward(dY, X, W, need_dX=need_dx, need_db=b is not None)
+            dX, dW, db = K.linear_backward(dY, X, W, need_dX=V.flag(need_dx, "need_dx"), need_db=b is not None)
             grads = {"weight": dW}            # dW = dY^T X
             if b is not None:
                 grads["bias"] = db            # db = sum of dY over the batch
@@ -195,7 +196,7 @@ class Linear(Module):
 
     def __call__(self, X):
         self._check(X)
-        return F._affine(X, self.params["weight"], self.params.get("bias"))
+        return K.linear(X, self.params["weight"], self.params.get("bias"))
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={'bias' in self.params}"
@@ -215,18 +216,18 @@ class ReLU(_Elementwise):
 
     def forward(self, X, train=True):
         self._check(X)
-        Y = F.relu(X)
+        Y = K.relu(X)
 
         # Y > 0 exactly where X > 0 (a NaN input stays NaN, and NaN > 0 is False), so
         # backward keeps the output, which the next layer holds anyway, and not X.
         def backward(dY, *, need_dx=True):
-            return F.relu_backward(_check_dy(dY, Y, "ReLU"), Y), {}   # dX = dY * [X > 0]
+            return K.relu_backward(_check_dy(dY, Y, "ReLU"), Y), {}   # dX = dY * [X > 0]
 
         return Y, backward
 
     def __call__(self, X):
         self._check(X)
-        return F.relu(X)
+        return K.relu(X)
 
 
 class LeakyReLU(_Elementwise):
@@ -238,17 +239,17 @@ class LeakyReLU(_Elementwise):
 
     def forward(self, X, train=True):
         self._check(X)
-        Y = F.leaky_relu(X, self.negative_slope)
+        Y = K.leaky_relu(X, self.negative_slope)
 
         def backward(dY, *, need_dx=True):
             _check_dy(dY, Y, "LeakyReLU")
-            return F.leaky_relu_backward(dY, X, self.negative_slope), {}  # dX = dY * (1 or slope)
+            return K.leaky_relu_backward(dY, X, self.negative_slope), {}  # dX = dY * (1 or slope)
 
         return Y, backward
 
     def __call__(self, X):
         self._check(X)
-        return F.leaky_relu(X, self.negative_slope)
+        return K.leaky_relu(X, self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -259,16 +260,16 @@ class Sigmoid(_Elementwise):
 
     def forward(self, X, train=True):
         self._check(X)
-        Y = F.sigmoid(X)
+        Y = K.sigmoid(X)
 
         def backward(dY, *, need_dx=True):
-            return F.sigmoid_backward(_check_dy(dY, Y, "Sigmoid"), Y), {}   # dX = dY * Y (1 - Y)
+            return K.sigmoid_backward(_check_dy(dY, Y, "Sigmoid"), Y), {}   # dX = dY * Y (1 - Y)
 
         return Y, backward
 
     def __call__(self, X):
         self._check(X)
-        return F.sigmoid(X)
+        return K.sigmoid(X)
 
 
 class Tanh(_Elementwise):
@@ -276,16 +277,16 @@ class Tanh(_Elementwise):
 
     def forward(self, X, train=True):
         self._check(X)
-        Y = F.tanh(X)
+        Y = K.tanh(X)
 
         def backward(dY, *, need_dx=True):
-            return F.tanh_backward(_check_dy(dY, Y, "Tanh"), Y), {}   # dX = dY * (1 - Y^2)
+            return K.tanh_backward(_check_dy(dY, Y, "Tanh"), Y), {}   # dX = dY * (1 - Y^2)
 
         return Y, backward
 
     def __call__(self, X):
         self._check(X)
-        return F.tanh(X)
+        return K.tanh(X)
 
 
 class Softmax(_Elementwise):
@@ -296,11 +297,11 @@ class Softmax(_Elementwise):
         self.axis = V.integer(axis, "axis")
 
     def forward(self, X, train=True):
-        Y = F.softmax(X, self.axis)
+        Y = F.softmax(X, self.axis)   # checks X and the axis
 
         def backward(dY, *, need_dx=True):
             _check_dy(dY, Y, "Softmax")
-            return F.softmax_backward(dY, Y, self.axis), {}   # dX = Y (dY - sum(dY Y))
+            return K.softmax_backward(dY, Y, self.axis), {}   # dX = Y (dY - sum(dY Y))
 
         return Y, backward
 
@@ -319,11 +320,11 @@ class LogSoftmax(_Elementwise):
         self.axis = V.integer(axis, "axis")
 
     def forward(self, X, train=True):
-        Y = F.log_softmax(X, self.axis)
+        Y = F.log_softmax(X, self.axis)   # checks X and the axis
 
         def backward(dY, *, need_dx=True):
             _check_dy(dY, Y, "LogSoftmax")
-            return F.log_softmax_backward(dY, Y, self.axis), {}   # dX = dY - exp(Y) sum(dY)
+            return K.log_softmax_backward(dY, Y, self.axis), {}   # dX = dY - exp(Y) sum(dY)
 
         return Y, backward
 
@@ -399,11 +400,11 @@ class Dropout(Module):
             def identity_backward(dY, *, need_dx=True):
                 return _check_dy(dY, X, "Dropout"), {}
             return X, identity_backward
-        mask = F.dropout_mask(X.shape, self.p, self.rng, X.dtype)
-        Y = F.dropout(X, mask)
+        mask = K.dropout_mask(X.shape, self.p, self.rng, X.dtype)
+        Y = K.dropout(X, mask)
 
         def backward(dY, *, need_dx=True):
-            return F.dropout_backward(_check_dy(dY, Y, "Dropout"), mask), {}   # dX = dY * mask
+            return K.dropout_backward(_check_dy(dY, Y, "Dropout"), mask), {}   # dX = dY * mask
 
         backward.mask = mask  # exposed so a reference can replay the same mask
         return Y, backward

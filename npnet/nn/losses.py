@@ -6,6 +6,7 @@ Targets get no gradient: they are data, as in every torch training loop.
 
 from .. import _validate as V
 from . import functional as F
+from ._kernels import K   # the active kernels, unchecked: forward checks the arguments once
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss"]
 
@@ -50,12 +51,12 @@ class CrossEntropyLoss(_Loss):
                     label_smoothing=self.label_smoothing)
 
     def forward(self, input, target):
-        ce = F._CrossEntropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing,
-                             options_checked=True)
-        loss = ce.forward(input)
+        V.classification(input, "input", target, self.weight, self.ignore_index, allow_probs=True)
+        loss, grad = K.cross_entropy_with_backward(input, target, **self._kw())
 
         def backward(dloss=None):
-            return ce.grad(dloss)   # scale * (softmax * S - T); plain indices: scale * (softmax - onehot)
+            # w[t] (softmax - onehot(target)) per row, times the reduction's scale and dloss
+            return grad(V.upstream(dloss, "dloss", loss.shape, loss.dtype))
 
         return loss, backward
 
@@ -71,12 +72,13 @@ class NLLLoss(_Loss):
         self.ignore_index = V.integer(ignore_index, "ignore_index")
 
     def forward(self, input, target):
-        nll = F._CrossEntropy(input, target, self.weight, self.ignore_index, self.reduction, 0.0, allow_probs=False,
-                              options_checked=True)
-        loss = nll.loss(input)
+        V.classification(input, "input", target, self.weight, self.ignore_index, allow_probs=False)
+        kw = dict(weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+        loss = K.nll_loss(input, target, **kw)
 
         def backward(dloss=None):
-            return nll.target_grad(dloss, input)   # -w[t] * scale at the target class, 0 elsewhere
+            dloss = V.upstream(dloss, "dloss", loss.shape, loss.dtype)
+            return K.nll_loss_backward(dloss, input, target, **kw)   # -w[t] * scale at the target class, 0 elsewhere
 
         return loss, backward
 
@@ -85,9 +87,11 @@ class MSELoss(_Loss):
     """Mean squared error, as ``torch.nn.MSELoss``."""
 
     def forward(self, input, target):
-        loss = F.mse_loss(input, target, reduction=self.reduction)
+        args = F.mse_loss.check(input, target, reduction=self.reduction)
+        loss = K.mse_loss(**args)
 
         def backward(dloss=None):
-            return F.mse_loss_backward(dloss, input, target, reduction=self.reduction)   # 2 (x - y) / n
+            dloss = V.upstream(dloss, "dloss", loss.shape, loss.dtype)
+            return K.mse_loss_backward(dloss, **args)   # 2 (x - y) / n
 
         return loss, backward

@@ -1,0 +1,262 @@
+"""Fast twins of the plain kernels in ``functional.py``: same signatures, same values.
+
+Everything here exists only for speed. Each function has a plain twin of the very
+same name and signature in :mod:`npnet.nn.functional`, and ``tests/test_fast.py``
+proves the two agree (exactly where the arithmetic is the same, to a few ulps
+where only the summation order differs). ``NPNET_KERNELS=plain`` switches every
+one of them off. What each trick buys is measured by ``python -m benchmarks.kernels``.
+
+The tricks:
+
+- row blocks (:func:`_by_row_blocks`): a row-wise kernel (softmax and friends) runs
+  over blocks of rows of about 256 KB, so that a block stays in a core's L2 cache
+  through all its passes (max, subtract, exp, sum, divide);
+- the row maximum of short rows from a transposed copy (:func:`_max`) and row sums
+  as a BLAS matrix-vector product (:func:`_sum`);
+- in-place arithmetic on fresh buffers instead of temporaries (``linear``, ``sigmoid``);
+- ReLU's backward as a bit mask (:func:`relu_backward`), no per-element branch;
+- a fused cross-entropy that keeps ``exp(z)`` and its row sums from the forward pass
+  for the backward (:func:`cross_entropy_with_backward`).
+
+Arguments arrive checked (by the public kernel or by a module): nothing is re-checked.
+"""
+import numpy as np
+
+from ._kernels import class_axis, classes_back, classes_last
+
+# --------------------------------------------------------------------------- Linear
+
+
+def linear(X, W, b=None):
+    Y = X @ W.T
+    if b is not None:
+        Y += b  # Y is a fresh array, so adding in place touches nothing of the caller's
+    return Y
+
+
+# ----------------------------------------------------------------------- activations
+
+def relu_backward(dY, X):
+    # np.where(X > 0, dY, 0) runs ~10x slower on a random mask (a branch per
+    # element). Here every bit of dY is kept where X > 0 (an all-ones integer mask)
+    # and cleared elsewhere: exactly +0.0 there, also where dY is inf or nan.
+    ints = _SAME_SIZE_INT[dY.dtype]
+    # Widen first, then negate in place: np.negative(..., dtype=ints) would cast
+    # inside the ufunc loop, 10x slower (201 us against 21 us at (256, 256)).
+    bits = np.asarray(X > 0).view(np.int8).astype(ints)   # asarray: X > 0 is a scalar for 0-d X
+    np.negative(bits, out=bits)                           # True -> -1 (all bits set), False -> 0
+    src = dY if dY.flags.c_contiguous else np.array(dY, order="C")   # (ascontiguousarray makes 0-d 1-d)
+    np.bitwise_and(src.view(ints), bits, out=bits)
+    return bits.view(dY.dtype)
+
+
+_SAME_SIZE_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+
+
+def sigmoid(X):
+    Y = np.negative(X, out=np.empty(X.shape, X.dtype))   # an array even for 0-d X, so out= works below
+    with np.errstate(over="ignore"):                      # exp(-X) = inf below about -88.7: 1 / inf = 0, as torch
+        np.exp(Y, out=Y)
+    Y += 1
+    np.reciprocal(Y, out=Y)
+    return Y
+
+
+# ------------------------------------------------------------ softmax and log-softmax
+
+def softmax(X, axis=-1):
+    if X.ndim and X.shape[axis] == 0:
+        return X.copy()  # nothing to normalize (np.max would refuse the empty axis)
+    with np.errstate(invalid="ignore"):   # inf - inf = nan where a row's max is infinite, as torch
+        return _by_row_blocks(_softmax, axis, X)
+
+
+def _softmax(X, axis, out):
+    E = np.subtract(X, _max(X, axis), out=out)
+    np.exp(E, out=E)
+    E /= _sum(E, axis)
+
+
+def softmax_backward(dY, Y, axis=-1):
+    return _by_row_blocks(_softmax_backward, axis, dY, Y)
+
+
+def _softmax_backward(dY, Y, axis, out):
+    dX = np.multiply(dY, Y, out=out)
+    s = _sum(dX, axis)                 # sum(dY * Y) per row
+    np.subtract(dY, s, out=dX)
+    dX *= Y
+
+
+def log_softmax(X, axis=-1):
+    if X.ndim and X.shape[axis] == 0:
+        return X.copy()
+    with np.errstate(invalid="ignore"):   # inf - inf = nan where a row's max is infinite, as torch
+        return _by_row_blocks(_log_softmax, axis, X)
+
+
+def _log_softmax(X, axis, out):
+    Z = np.subtract(X, _max(X, axis), out=out)
+    Z -= np.log(_sum(np.exp(Z), axis))
+
+
+def log_softmax_backward(dY, Y, axis=-1):
+    return _by_row_blocks(_log_softmax_backward, axis, dY, Y)
+
+
+def _log_softmax_backward(dY, Y, axis, out):
+    dX = np.exp(Y, out=out)
+    dX *= _sum(dY, axis)
+    np.subtract(dY, dX, out=dX)
+
+
+# Work on rows in blocks of about this many bytes, so that a block and its
+# temporaries stay in a core's L2 cache between the passes of a kernel (max,
+# subtract, exp, sum, divide): at (4096, 1000) float32 each pass over the whole
+# 16 MB array would otherwise go out to L3 or memory and back.
+_BLOCK_BYTES = 1 << 18
+
+
+def _row_blocks(rows, row_bytes):
+    """(start, stop) of consecutive blocks of ``rows`` rows, each about _BLOCK_BYTES."""
+    step = max(1, _BLOCK_BYTES // max(1, row_bytes))
+    return [(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
+def _by_row_blocks(kernel, axis, *arrays):
+    """A fresh array shaped like ``arrays[0]``, filled by ``kernel(*arrays, axis, out)``.
+
+    A row-wise kernel on a 2-D array (``axis`` the last) runs block by block of
+    rows, each block's rows independent of the others; anything else runs on the
+    whole array at once. Same values either way.
+    """
+    A = arrays[0]
+    if A.ndim == 0:   # one row of one class, as torch sees a 0-d input
+        return _by_row_blocks(kernel, 0, *(a.reshape(1) for a in arrays)).reshape(())
+    out = np.empty(A.shape, A.dtype)
+    if A.ndim != 2 or axis not in (1, -1) or A.nbytes <= _BLOCK_BYTES:
+        kernel(*arrays, axis, out)      # one block: no slicing (5 us of a 25 us softmax at (256, 10))
+        return out
+    for i, j in _row_blocks(A.shape[0], A.shape[1] * A.itemsize):
+        kernel(*(a[i:j] for a in arrays), axis, out[i:j])
+    return out
+
+
+def _max(X, axis):
+    """``X.max(axis, keepdims=True)``, fast for the short rows of a classifier's logits.
+
+    NumPy reduces a short contiguous row (10 classes) one row at a time, about
+    4x slower than reducing the transposed copy down its columns, where every
+    SIMD lane works on a different row. The maximum is exact either way.
+    """
+    if X.ndim == 2 and axis in (1, -1) and X.shape[1] <= _SHORT_ROW < X.shape[0]:
+        return np.ascontiguousarray(X.T).max(axis=0)[:, None]
+    return X.max(axis=axis, keepdims=True)
+
+
+_SHORT_ROW = 32   # rows at most this long take the transposed route in _max
+
+
+def _sum(X, axis):
+    """``X.sum(axis, keepdims=True)``; over the last axis of a 2-D array as the
+    matrix-vector product ``X @ ones`` (BLAS: 1.7 us against NumPy's 6.5 us at
+    (256, 10), 0.22 ms against 0.77 ms at (4096, 1000)). The summation order
+    differs from NumPy's pairwise sum, within the same rounding bound."""
+    if X.ndim == 2 and axis in (1, -1) and X.shape[1] > 0:
+        return (X @ np.ones(X.shape[1], X.dtype))[:, None]
+    return X.sum(axis=axis, keepdims=True)
+
+
+# --------------------------------------------------------------------------- losses
+
+def cross_entropy_with_backward(logits, target, *, weight=None, ignore_index=-100, reduction="mean",
+                                label_smoothing=0.0):
+    # Fused for the common case (class indices, no weights, no smoothing):
+    # loss_i = log(sum_c exp(z_ic)) - z_i,t_i with z = x - max(x), and the
+    # exponentials E and their row sums s are kept, since softmax = E / s.
+    C = logits.shape[class_axis(logits.shape)]
+    if target.dtype.kind == "f" or weight is not None or label_smoothing or C == 0:
+        from . import functional   # the plain composition (imported here: functional imports this module)
+        return functional.cross_entropy_with_backward.plain(
+            logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+            label_smoothing=label_smoothing)
+    R = classes_last(logits, class_axis(logits.shape))
+    M = R.shape[0]
+    t = target.reshape(-1).astype(np.int64, copy=False)
+    keep = t != ignore_index
+    all_kept = bool(keep.all())
+    if not all_kept:
+        t = np.where(keep, t, 0)   # an index that can index (the row's loss is 0 anyway)
+    # Z[i, t_i] is gathered from the flat array with one index (a third of the
+    # time of Z[arange, t] at (256, 10)). Blocks of rows keep each block in
+    # cache from the subtraction through the exponential to the sum.
+    flat_t = np.arange(0, M * C, C) + t
+    E = np.empty((M, C), R.dtype)
+    with np.errstate(invalid="ignore"):   # inf - inf = nan where a row's max is infinite, as torch
+        if E.nbytes <= _BLOCK_BYTES:
+            z_t, s = _shifted_exp(R, E, flat_t)
+        else:
+            z_t, s = np.empty(M, R.dtype), np.empty(M, R.dtype)
+            for i, j in _row_blocks(M, C * E.itemsize):
+                z_t[i:j], s[i:j] = _shifted_exp(R[i:j], E[i:j], flat_t[i:j] - i * C)
+    per_row = np.log(s)
+    per_row -= z_t
+    if not all_kept:
+        per_row[~keep] = 0
+    count = R.dtype.type(M if all_kept else keep.sum())
+    batch_shape = target.shape
+    loss = _reduce(per_row, count, reduction, batch_shape)
+
+    def backward(dloss):
+        # scale * (softmax - onehot), with scale = d(reduced loss) / d(row loss) * dloss
+        if reduction == "none":
+            scale = dloss.reshape(-1)
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = dloss if reduction == "sum" else (dloss / count).astype(R.dtype, copy=False)
+            if not all_kept:
+                scale = np.broadcast_to(scale, (M,))
+        if not all_kept:
+            scale = np.where(keep, scale, R.dtype.type(0))   # an ignored row gets exactly 0, as torch
+        with np.errstate(invalid="ignore"):
+            G = E * (scale / s)[:, None]       # scale * softmax
+            G.reshape(-1)[flat_t] -= scale     # ... - scale * onehot
+        return classes_back(G, logits.shape)
+
+    return loss, backward
+
+
+def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    return cross_entropy_with_backward(logits, target, weight=weight, ignore_index=ignore_index,
+                                       reduction=reduction, label_smoothing=label_smoothing)[0]
+
+
+def cross_entropy_backward(dloss, logits, target, *, weight=None, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0, log_probs=None):
+    if log_probs is not None:   # the caller kept the log-probabilities: nothing to fuse
+        from . import functional
+        return functional.cross_entropy_backward.plain(
+            dloss, logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+            label_smoothing=label_smoothing, log_probs=log_probs)
+    _, backward = cross_entropy_with_backward(logits, target, weight=weight, ignore_index=ignore_index,
+                                              reduction=reduction, label_smoothing=label_smoothing)
+    return backward(dloss)
+
+
+def _shifted_exp(R, out, flat_t):
+    """For rows ``R`` (m, C): ``out = exp(z)`` with ``z = R - max(R)`` per row; returns
+    ``z[i, t_i]`` (``flat_t`` indexes the flattened rows) and the row sums of ``out``."""
+    Z = np.subtract(R, _max(R, 1), out=out)
+    z_t = Z.reshape(-1).take(flat_t)
+    np.exp(Z, out=Z)
+    return z_t, _sum(Z, 1)[:, 0]
+
+
+def _reduce(per_row, denom, reduction, batch_shape):
+    if reduction == "none":
+        return per_row.reshape(batch_shape)
+    total = per_row.sum(dtype=per_row.dtype)
+    if reduction == "sum":
+        return np.asarray(total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / denom, per_row.dtype)  # 0 / 0 = nan when everything is ignored, as torch
