@@ -25,7 +25,7 @@ from strategies import registered_cases, registered_modules
 pytestmark = pytest.mark.usefixtures("torch_one_thread", "square_registered")
 
 
-# (1) the kernels: a plain pair, the formula in the docstring (npnet/nn/functional.py)
+# (1) the kernels: a plain pair, the formula in the docstring (npnet/nn/functional/)
 
 def square(X):
     """Y = X^2, elementwise.

@@ -1,4 +1,4 @@
-"""Fast twins of the plain kernels in ``functional.py``: same signatures, same values.
+"""Fast twins of the plain kernels in ``functional/``: same signatures, same values.
 
 Everything here exists only for speed. Each function has a plain twin of the very
 same name and signature in :mod:`npnet.nn.functional`, and ``tests/test_fast.py``
@@ -22,7 +22,7 @@ Arguments arrive checked (by the public kernel or by a module): nothing is re-ch
 """
 import numpy as np
 
-from ._kernels import class_axis, classes_back, classes_last
+from ._rows import class_axis, classes_back, classes_last
 
 # --------------------------------------------------------------------------- Linear
 
@@ -174,14 +174,8 @@ def cross_entropy_with_backward(logits, target, *, weight=None, ignore_index=-10
     # Fused for the common case (class indices, no weights, no smoothing):
     # loss_i = log(sum_c exp(z_ic)) - z_i,t_i with z = x - max(x), and the
     # exponentials E and their row sums s are kept, since softmax = E / s.
-    C = logits.shape[class_axis(logits.shape)]
-    if target.dtype.kind == "f" or weight is not None or label_smoothing or C == 0:
-        from . import functional   # the plain composition (imported here: functional imports this module)
-        return functional.cross_entropy_with_backward.plain(
-            logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
-            label_smoothing=label_smoothing)
     R = classes_last(logits, class_axis(logits.shape))
-    M = R.shape[0]
+    M, C = R.shape
     t = target.reshape(-1).astype(np.int64, copy=False)
     keep = t != ignore_index
     all_kept = bool(keep.all())
@@ -226,6 +220,16 @@ def cross_entropy_with_backward(logits, target, *, weight=None, ignore_index=-10
     return loss, backward
 
 
+def _fused(logits, target, *, weight=None, label_smoothing=0.0, **_):
+    """The fused path covers class indices with no weights and no smoothing, over at
+    least one class; every other call runs the plain kernel (see ``_kernels._when``)."""
+    return (target.dtype.kind != "f" and weight is None and not label_smoothing
+            and logits.shape[class_axis(logits.shape)] > 0)
+
+
+cross_entropy_with_backward.handles = _fused
+
+
 def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     return cross_entropy_with_backward(logits, target, weight=weight, ignore_index=ignore_index,
                                        reduction=reduction, label_smoothing=label_smoothing)[0]
@@ -233,14 +237,14 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="
 
 def cross_entropy_backward(dloss, logits, target, *, weight=None, ignore_index=-100, reduction="mean",
                            label_smoothing=0.0, log_probs=None):
-    if log_probs is not None:   # the caller kept the log-probabilities: nothing to fuse
-        from . import functional
-        return functional.cross_entropy_backward.plain(
-            dloss, logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
-            label_smoothing=label_smoothing, log_probs=log_probs)
     _, backward = cross_entropy_with_backward(logits, target, weight=weight, ignore_index=ignore_index,
                                               reduction=reduction, label_smoothing=label_smoothing)
     return backward(dloss)
+
+
+cross_entropy.handles = _fused
+cross_entropy_backward.handles = (   # and only when the caller kept no log-probabilities: nothing to fuse then
+    lambda dloss, logits, target, *, log_probs=None, **kw: log_probs is None and _fused(logits, target, **kw))
 
 
 def _shifted_exp(R, out, flat_t):
