@@ -19,6 +19,7 @@ def ks_uniform(samples, low, high):
 @pytest.mark.parametrize("in_features,out_features", [(784, 256), (256, 10), (3, 2000)])
 def test_linear_default_init_matches_torch_distribution(in_features, out_features):
     layer = nn.Linear(in_features, out_features, rng=np.random.default_rng(0))
+    torch.manual_seed(0)   # an unseeded draw would fail this 1% test once in about 30 runs (six checks)
     tlayer = torch.nn.Linear(in_features, out_features)
     bound = 1 / math.sqrt(in_features)
     for name in ("weight", "bias"):
