@@ -27,6 +27,7 @@ uninterrupted run reaches. The result classes live in :mod:`npnet.results`, the
 model zoo in :mod:`npnet.models`, the checkpoint format in
 :mod:`npnet.checkpoint`; their names are re-exported here, where they were first.
 """
+import importlib.util
 import math
 import time
 
@@ -326,8 +327,9 @@ def TorchTwin(model, optimizer):
         ImportError: torch (or the reference package) is not installed.
     """
     try:
-        import torch  # noqa: F401 - itself: reference.lockstep may already be imported
-
+        # torch itself is asked for, not only reference.lockstep: that may be imported already
+        if importlib.util.find_spec("torch") is None:
+            raise ImportError("No module named 'torch'")
         from reference.lockstep import TorchTwin as twin
     except ImportError as e:
         raise ImportError(f"a torch twin needs PyTorch and npnet's reference package: {e}") from e

@@ -3,6 +3,7 @@ its settings, the table and metrics.csv it writes as it goes, resume and the tor
 import argparse
 import csv
 import importlib
+import importlib.util
 import io
 import json
 import math
@@ -318,8 +319,9 @@ def _train(args, settings, run):
     twin = None
     if args.check_torch:
         try:
-            import torch  # noqa: F401 - itself: reference.lockstep may already be imported
-
+            # torch itself is asked for, not only reference.lockstep: that may be imported already
+            if importlib.util.find_spec("torch") is None:
+                raise ImportError("No module named 'torch'")
             from reference.lockstep import TorchTwin
             twin = TorchTwin(model, opt)
         except ImportError as e:
