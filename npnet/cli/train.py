@@ -1,6 +1,5 @@
 """``npnet train``: the course's softmax regression (or the MLP) on Fashion-MNIST,
 its settings, the table and metrics.csv it writes as it goes, resume and the torch check."""
-import argparse
 import csv
 import importlib
 import importlib.util
