@@ -85,7 +85,7 @@ def main(argv=None):
             results += ops.run(quick=args.quick, repeats=repeats)
         if args.part in ("all", "train"):
             from . import e2e
-            results += e2e.run(quick=args.quick, repeats=repeats)
+            results += e2e.run(quick=args.quick, repeats=repeats, threads=args.threads)
     _attach_targets(results, quick=args.quick)
     report.write(results, info, out, quick=args.quick)
     print(report.markdown(results, info, quick=args.quick))

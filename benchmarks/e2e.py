@@ -24,17 +24,70 @@ from .timing import interleaved
 BATCH = 256
 
 
-def _models(kind, rng):
+def _npnet_model(kind, rng):
+    """The course's model of ``kind`` ("softmax" or "mlp") and its learning rate."""
     if kind == "softmax":
-        model = models.build_model("softmax", init="normal", rng=rng)
+        return models.build_model("softmax", init="normal", rng=rng), 0.1
+    return models.build_model("mlp", hidden=256, init="normal", rng=rng), 0.5
+
+
+def _models(kind, rng):
+    model, lr = _npnet_model(kind, rng)
+    if kind == "softmax":
         tmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-        lr = 0.1
     else:
-        model = models.build_model("mlp", hidden=256, init="normal", rng=rng)
         tmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
-        lr = 0.5
     tmodel.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.params.items()})
     return model, tmodel, lr
+
+
+def worked_example_epoch(model, loss_fn, opt, loader, *, need_dx=False):
+    """One epoch written as the README's worked example, one step per batch of ``loader``.
+
+    With ``need_dx=False``, as the example says: the data needs no gradient (torch
+    skips it too, since the images do not require grad), so the first layer's
+    dX = dY W is never computed. ``need_dx=True`` times the same loop without the
+    flag, to show what it costs.
+    """
+    for x, y in loader:
+        logits, backward = model.forward(x)
+        loss, loss_backward = loss_fn.forward(logits, y)
+        dlogits = loss_backward()
+        dx, grads = backward(dlogits, need_dx=need_dx)
+        opt.step(grads)
+
+
+class PlainKernelsEpoch:
+    """A callable running one npnet epoch in a child process started with
+    ``NPNET_KERNELS=plain`` (the switch is read at import), built as this process
+    builds its own; each call asks for one epoch and waits for it, so the child's
+    epochs interleave with the parent's timings."""
+
+    def __init__(self, kind, quick, threads):
+        env = {**os.environ, "NPNET_KERNELS": "plain"}
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks._epoch_worker", kind, str(int(quick)), str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+        first = self.proc.stdout.readline().split()
+        if not first or first[0] != "ready":
+            self.close()
+            raise RuntimeError(f"the NPNET_KERNELS=plain epoch process did not start (exit status {self.proc.returncode})")
+        self.kernels = first[1] if len(first) > 1 else "unknown"
+        self.seconds = []
+
+    def __call__(self):
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().split()
+        if not answer or answer[0] != "done":
+            raise RuntimeError("the NPNET_KERNELS=plain epoch process stopped")
+        self.seconds.append(float(answer[1]))
+
+    def close(self):
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 def _torch_epoch(tmodel, topt, Xt, yt, generator):
@@ -221,16 +274,35 @@ def second_load_seconds():
     return float(np.median(times))
 
 
-def run(quick=False, repeats=7):
+def _check_worked_example(kind, X, y, steps=4):
+    """The worked-example loop must compute exactly what train_epoch computes:
+    same start, same batches, bit-identical parameters."""
+    rng = np.random.default_rng(5)
+    model, _ = _npnet_model(kind, rng)
+    twin = copy.deepcopy(model)
+    n = steps * BATCH
+    lr = 0.1
+    T.train_epoch(model, nn.CrossEntropyLoss(), optim.SGD(model.params, lr=lr),
+                  data.DataLoader(X[:n], y[:n], BATCH, shuffle=True, rng=np.random.default_rng(6)))
+    worked_example_epoch(twin, nn.CrossEntropyLoss(), optim.SGD(twin.params, lr=lr),
+                         data.DataLoader(X[:n], y[:n], BATCH, shuffle=True, rng=np.random.default_rng(6)))
+    for k, v in model.params.items():
+        if not np.array_equal(v, twin.params[k]):
+            raise AssertionError(f"{kind}: the worked-example loop's {k} differs from train_epoch's")
+
+
+def run(quick=False, repeats=7, threads=None):
     X_train, y_train, _, _ = data.load_fashion_mnist()
     if quick:
         X_train, y_train = X_train[:2048], y_train[:2048]
+    threads = threads or os.cpu_count()
     results = []
     Xt = torch.from_numpy(X_train).float().div_(255).unsqueeze(1)
     yt = torch.from_numpy(y_train)
     epoch_times = {}
     for kind, label in (("softmax", "softmax regression epoch"), ("mlp", "MLP epoch")):
         _check_lockstep(kind, X_train, y_train)
+        _check_worked_example(kind, X_train, y_train)
         rng = np.random.default_rng(1)
         model, tmodel, lr = _models(kind, rng)
         opt, topt = optim.SGD(model.params, lr=lr), torch.optim.SGD(tmodel.parameters(), lr=lr)
@@ -240,22 +312,46 @@ def run(quick=False, repeats=7):
         _check_fused(kind, model, X_train, y_train, lr)
         fused_params = {k: v.copy() for k, v in model.params.items()}
         fused_rng = np.random.default_rng(2)
-        medians, _ = interleaved({
-            "npnet": lambda: T.train_epoch(model, loss_fn, opt, loader),
-            "torch": lambda: _torch_epoch(tmodel, topt, Xt, yt, gen),
-            "fused": lambda: fused_numpy_epoch(kind, fused_params, X_train, y_train,
-                                               fused_rng.permutation(len(X_train)), lr),
-            "floor": floor_epoch(kind, X_train),
-            **({"gemm": floor_epoch(kind, X_train, prepare=False)} if kind == "mlp" else {}),
-        }, repeats=repeats, target_seconds=0.0)
+        # the worked-example loops train their own copies on their own loaders (same seed, same batches)
+        worked = {flag: (copy.deepcopy(model), data.DataLoader(X_train, y_train, BATCH, shuffle=True,
+                                                               rng=np.random.default_rng(1)))
+                  for flag in (False, True)}
+        worked_opts = {flag: optim.SGD(m.params, lr=lr) for flag, (m, _) in worked.items()}
+        plain = PlainKernelsEpoch(kind, quick, threads)
+        try:
+            medians, _ = interleaved({
+                "npnet": lambda: T.train_epoch(model, loss_fn, opt, loader),
+                "worked": lambda: worked_example_epoch(worked[False][0], loss_fn, worked_opts[False], worked[False][1]),
+                "worked_dx": lambda: worked_example_epoch(worked[True][0], loss_fn, worked_opts[True], worked[True][1],
+                                                          need_dx=True),
+                "plain": plain,
+                "torch": lambda: _torch_epoch(tmodel, topt, Xt, yt, gen),
+                "fused": lambda: fused_numpy_epoch(kind, fused_params, X_train, y_train,
+                                                   fused_rng.permutation(len(X_train)), lr),
+                "floor": floor_epoch(kind, X_train),
+                **({"gemm": floor_epoch(kind, X_train, prepare=False)} if kind == "mlp" else {}),
+            }, repeats=repeats, target_seconds=0.0, pause=0.1)
+        finally:
+            plain.close()
         epoch_times[kind] = medians
         shape = f"{len(X_train)} images, batch {BATCH}"
-        for key, name in (("npnet", label), ("fused", f"{label}: fused NumPy loop, no library"),
+        plain_name = f"{label}, NPNET_KERNELS=plain" + ("" if plain.kernels == "plain" else
+                                                         " (this npnet has no such switch yet: the same kernels)")
+        for key, name in (("npnet", label),
+                          ("worked", f"{label}: worked-example loop (README), need_dx=False"),
+                          ("worked_dx", f"{label}: worked-example loop without need_dx=False"),
+                          ("plain", plain_name),
+                          ("fused", f"{label}: fused NumPy loop, no library"),
                           ("floor", f"{label}: batch preparation and matrix products alone")):
             results.append({"group": "train", "name": name, "shape": shape,
                             "npnet_s": medians[key], "torch_s": medians["torch"],
                             "ratio": medians[key] / medians["torch"], "agree": True,
-                            "reference": key != "npnet"})
+                            "reference": key in ("fused", "floor")})
+        for key, name, target in (("npnet", label, 1.25), ("worked", f"{label}: worked-example loop", None),
+                                  ("plain", f"{label}, NPNET_KERNELS=plain", None),
+                                  ("fused", f"{label}: fused NumPy loop", None)):
+            results.append({"group": "train", "name": f"{name} / its floor (time ratio)",
+                            "value": medians[key] / medians["floor"], "unit": "", "target": target})
     mlp = epoch_times["mlp"]
     results.append({"group": "train", "name": "MLP epoch: matrix products alone (GEMM-bound limit)",
                     "value": mlp["gemm"], "unit": "s", "target": None})

@@ -65,6 +65,12 @@ def markdown(results, info, targets=None, *, quick=False):
         lines += ["", "Rows ending in \"fused NumPy loop, no library\" and \"... alone\" time plain NumPy "
                   "code written without npnet (in the npnet column), as reference points: what NumPy "
                   "itself allows on this machine, and the floor no NumPy implementation can go below."]
+    if any("worked-example" in r["name"] for r in results if r.get("ratio") is not None):
+        lines += ["", "\"Worked-example loop\" rows time the README's one-step example written as a loop "
+                  "(forward, loss, backward, `opt.step`) over the same kind of DataLoader as `train_epoch`; "
+                  "\"NPNET_KERNELS=plain\" rows time `train_epoch` in a child process started with the plain "
+                  "kernels, its epochs interleaved with the others. \"/ its floor\" rows divide an epoch's time "
+                  "by its floor row's."]
     extra = [r for r in results if r.get("ratio") is None]
     if extra:
         lines += ["", "| measurement | value | target | met |", "|---|---|---|---|"]

@@ -17,13 +17,16 @@ def calibrate(fn, target_seconds):
         number *= 4
 
 
-def interleaved(fns, *, repeats=7, warmup=1, target_seconds=0.05):
+def interleaved(fns, *, repeats=7, warmup=1, target_seconds=0.05, pause=0.0):
     """Time each callable in ``fns`` (a dict name -> fn) ``repeats`` times, interleaved.
 
     Every repeat runs each callable ``number`` times back to back (``number``
     calibrated per callable so a repeat lasts about ``target_seconds``); the
     order of the callables alternates between repeats so neither always goes
-    first. Returns {name: median seconds per call} and {name: all per-call times}.
+    first. ``pause`` seconds of sleep, untimed, separate one callable's turn from
+    the next, so threads a callable leaves spinning (BLAS, OpenMP, a child
+    process's) go idle before the next one is timed. Returns {name: median
+    seconds per call} and {name: all per-call times}.
     """
     numbers = {name: calibrate(fn, target_seconds) for name, fn in fns.items()}
     for _ in range(warmup):
@@ -35,6 +38,8 @@ def interleaved(fns, *, repeats=7, warmup=1, target_seconds=0.05):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
             fn, n = fns[name], numbers[name]
+            if pause:
+                time.sleep(pause)
             start = time.perf_counter()
             for _ in range(n):
                 fn()

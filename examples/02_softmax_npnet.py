@@ -38,7 +38,7 @@ trainer = optim.SGD(net.params, lr=0.1)
 X, y = next(iter(train_iter))
 logits, backward = net.forward(X)
 l, dloss = loss.forward(logits, y)
-_, grads = backward(dloss())
+_, grads = backward(dloss(), need_dx=False)   # the images need no gradient (torch skips it too): no dX = dY W
 print(f"one batch: loss {float(l):.4f}; gradients for {sorted(grads)}; "
       f"weight gradient shape {grads['1.weight'].shape} (out, in), like torch")
 

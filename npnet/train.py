@@ -123,15 +123,18 @@ def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
     V.callable_(callback, "callback")
     total_loss, correct, samples, step = 0.0, 0, 0, 0
     in_callbacks = 0.0
+    forward, loss_forward, update = model.forward, loss_fn.forward, optimizer.step
+    caller_errors = np.geterr()   # a callback runs under the caller's floating-point settings
     start = time.perf_counter()
-    for batch in loader:
-        step += 1
-        X, y = V.batch(batch, step, "loader")
-        X = X.astype(dtype, copy=False)
-        n = int(y.shape[0])
-        with np.errstate(**_QUIET):
-            Y, backward = model.forward(X, train=True)
-            loss_array, loss_backward = loss_fn.forward(Y, y)
+    with np.errstate(**_QUIET):   # entered once per epoch, not once per step
+        for batch in loader:
+            step += 1
+            X, y = V.batch(batch, step, "loader")
+            if X.dtype != dtype:
+                X = X.astype(dtype)
+            n = int(y.shape[0])
+            Y, backward = forward(X, train=True)
+            loss_array, loss_backward = loss_forward(Y, y)
             loss = float(loss_array)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
@@ -139,15 +142,16 @@ def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
                     f"{_divergence_hint(optimizer)}",
                     epoch=epoch, step=step)
             _, grads = backward(loss_backward(), need_dx=False)
-            optimizer.step(grads)
-        batch_correct = _num_correct(Y, y)
-        total_loss += loss * n       # the mean loss times the batch size: the batch's sum
-        correct += batch_correct
-        samples += n
-        if callback is not None:
-            t = time.perf_counter()
-            callback(StepInfo(epoch, step, steps, n, loss, batch_correct, X, y))
-            in_callbacks += time.perf_counter() - t
+            update(grads)
+            batch_correct = _num_correct(Y, y)
+            total_loss += loss * n       # the mean loss times the batch size: the batch's sum
+            correct += batch_correct
+            samples += n
+            if callback is not None:
+                t = time.perf_counter()
+                with np.errstate(**caller_errors):
+                    callback(StepInfo(epoch, step, steps, n, loss, batch_correct, X, y))
+                in_callbacks += time.perf_counter() - t
     seconds = time.perf_counter() - start - in_callbacks
     if samples == 0:
         raise ValueError("loader yielded no batches; an epoch needs at least one")

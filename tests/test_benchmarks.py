@@ -55,9 +55,62 @@ def test_quick_train_part_runs_on_real_data(tmp_path):
     by_name = {r["name"]: r for r in results}
     assert by_name["softmax regression epoch"]["ratio"] > 0 and by_name["MLP epoch"]["ratio"] > 0
     share = by_name["MLP epoch: share of time in matrix products"]["value"]
-    assert 0 < share < 1.5
+    # A ratio of two timings: on a busy machine it can pass 1 either way, so only its being
+    # computed is checked here (speed targets live in the report, never in a test).
+    assert 0 < share < float("inf")
     rss = [r for r in results if r["name"].startswith("peak RSS")][0]["value"]
     assert 10 < rss < 4000
+    for label in ("softmax regression epoch", "MLP epoch"):
+        floor = by_name[f"{label}: batch preparation and matrix products alone"]
+        for row in (label, f"{label}: worked-example loop (README), need_dx=False",
+                    f"{label}: worked-example loop without need_dx=False"):
+            assert by_name[row]["npnet_s"] > 0 and by_name[row]["torch_s"] == by_name[label]["torch_s"]
+        plain = [r for r in results if r["name"].startswith(f"{label}, NPNET_KERNELS=plain") and "ratio" in r]
+        assert len(plain) == 1 and plain[0]["npnet_s"] > 0
+        ratio = by_name[f"{label} / its floor (time ratio)"]["value"]
+        assert ratio == pytest.approx(by_name[label]["npnet_s"] / floor["npnet_s"])
+        for row in (f"{label}: worked-example loop", f"{label}, NPNET_KERNELS=plain", f"{label}: fused NumPy loop"):
+            assert by_name[f"{row} / its floor (time ratio)"]["value"] > 0
+    text = (tmp_path / "latest.md").read_text()
+    assert "softmax regression epoch / its floor (time ratio)" in text and "worked-example loop" in text
+
+
+def test_the_worked_example_loop_computes_exactly_what_train_epoch_computes():
+    # The README's loop, timed beside train_epoch, must do the same work: same start,
+    # same batches, bit-identical parameters after an epoch (uneven last batch included).
+    from benchmarks import e2e
+    from npnet import data, nn, optim
+    from npnet import train as T
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (300, 28, 28)).astype(np.uint8)
+    y = rng.integers(0, 10, 300)
+    for kind in ("softmax", "mlp"):
+        model, lr = e2e._npnet_model(kind, np.random.default_rng(1))
+        twin = ops.nn.layers.clone(model)
+        before = {k: v.copy() for k, v in model.params.items()}
+        T.train_epoch(model, nn.CrossEntropyLoss(), optim.SGD(model.params, lr=lr),
+                      data.DataLoader(X, y, 64, shuffle=True, rng=np.random.default_rng(2)))
+        e2e.worked_example_epoch(twin, nn.CrossEntropyLoss(), optim.SGD(twin.params, lr=lr),
+                                 data.DataLoader(X, y, 64, shuffle=True, rng=np.random.default_rng(2)))
+        for k, v in model.params.items():
+            assert not np.array_equal(v, before[k]), k    # the epoch trained
+            np.testing.assert_array_equal(twin.params[k], v)
+        e2e._check_worked_example(kind, X, y, steps=1)      # the benchmark's own check passes
+
+
+def test_the_worked_example_check_catches_a_loop_that_differs(monkeypatch):
+    from benchmarks import e2e
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (256, 28, 28)).astype(np.uint8)
+    y = rng.integers(0, 10, 256)
+    real = e2e.worked_example_epoch
+
+    def one_step_short(model, loss_fn, opt, loader, **kw):
+        real(model, loss_fn, opt, loader, **kw)
+        model.params["1.bias"][0] += 1e-6
+    monkeypatch.setattr(e2e, "worked_example_epoch", one_step_short)
+    with pytest.raises(AssertionError, match="differs"):
+        e2e._check_worked_example("softmax", X, y, steps=1)
 
 
 def test_agreement_check_catches_a_wrong_npnet_result():

@@ -121,6 +121,20 @@ def test_train_epoch_casts_batches_to_the_model_dtype():
     assert all(p.dtype == np.float64 for p in run["model"].params.values())
 
 
+def test_train_epoch_callbacks_run_under_the_callers_floating_point_settings():
+    # The loop silences overflow warnings of a diverging step once per epoch; a
+    # callback's own arithmetic must still see the caller's settings.
+    run = setup_run(model="softmax", n=70, batch_size=32)
+    seen = []
+    with np.errstate(over="raise", invalid="warn"):
+        T.train_epoch(run["model"], run["loss_fn"], run["optimizer"], run["train_loader"],
+                      callback=lambda info: seen.append(np.geterr()))
+        after = np.geterr()
+    assert len(seen) == 3
+    assert all(e["over"] == "raise" and e["invalid"] == "warn" for e in seen)
+    assert after["over"] == "raise"
+
+
 def test_evaluate_accuracy_counts_argmax_hits():
     m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
     m[1].params["weight"][...] = np.eye(3, 4, dtype=np.float32)

@@ -32,9 +32,17 @@ def to_float(images):
     _validate.ndarray(images, "images", sample_axis=True)
     if images.dtype != np.uint8:
         raise TypeError(f"images must have dtype uint8 (pixel values 0..255), got {images.dtype}")
+    return _to_float(images)
+
+
+_255 = np.float32(255)
+
+
+def _to_float(images):
+    """:func:`to_float` on images already checked (the DataLoader checked its X once)."""
     shape = images.shape[:1] + (1,) + images.shape[1:] if images.ndim == 3 else images.shape
     out = np.empty(shape, dtype=np.float32)
-    np.divide(images.reshape(shape), np.float32(255), out=out, dtype=np.float32)
+    np.divide(images.reshape(shape), _255, out=out, dtype=np.float32)
     return out
 
 
@@ -104,29 +112,29 @@ class DataLoader:
         return self._batches(order)
 
     def _batches(self, order):
-        X, y, b = self.X, self.y, self.batch_size
+        X, y, b, n = self.X, self.y, self.batch_size, self.dataset_size
         images = X.dtype == np.uint8
         y_dtype = np.int64 if np.issubdtype(y.dtype, np.integer) else y.dtype
         # sized by what a batch can hold: batch_size may be far larger than the data set
-        staging = (np.empty((min(b, X.shape[0]),) + X.shape[1:], dtype=np.uint8)
+        staging = (np.empty((min(b, n),) + X.shape[1:], dtype=np.uint8)
                    if images and order is not None else None)
         for start in range(0, len(self) * b, b):
-            stop = min(start + b, self.dataset_size)
-            m = stop - start
+            stop = min(start + b, n)
             if order is None:
-                idx = None
                 xb = X[start:stop]  # a view; the conversion below copies
                 yb = y[start:stop].astype(y_dtype, copy=True)
             else:
                 idx = order[start:stop]
-                yb = np.take(y, idx, axis=0).astype(y_dtype, copy=False)
+                yb = y[idx]         # fancy indexing copies
+                if yb.dtype != y_dtype:
+                    yb = yb.astype(y_dtype)
+                # the gather lands in one reused uint8 buffer; only the float batch is new
+                xb = np.take(X, idx, axis=0, out=staging[:stop - start]) if images else X[idx]
             if images:
-                if idx is not None:
-                    xb = np.take(X, idx, axis=0, out=staging[:m])
-                out = to_float(xb)
-            else:
-                out = X[start:stop].copy() if idx is None else np.take(X, idx, axis=0)
-            yield out, yb
+                xb = _to_float(xb)
+            elif order is None:
+                xb = xb.copy()
+            yield xb, yb
 
 
 def load_data_fashion_mnist(batch_size, root=None, *, rng=None, download=True):
