@@ -27,7 +27,6 @@ uninterrupted run reaches. The result classes live in :mod:`npnet.results`, the
 model zoo in :mod:`npnet.models`, the checkpoint format in
 :mod:`npnet.checkpoint`; their names are re-exported here, where they were first.
 """
-import importlib.util
 import math
 import time
 
@@ -45,7 +44,6 @@ __all__ = [
     "StepInfo", "TrainStats", "EvalStats", "EpochResult", "FitResult",
     "train_epoch", "evaluate", "evaluate_accuracy", "fit",
     "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint",
-    "TorchTwin",
 ]
 
 
@@ -316,25 +314,3 @@ def fit(model, loss_fn, optimizer, train_loader, test_loader, epochs, *, schedul
         for f in end_fns:
             f(result)
     return FitResult(tuple(history), start_epoch, epochs)
-
-
-# --------------------------------------------------------------------------- torch twin
-
-def TorchTwin(model, optimizer):
-    """A PyTorch copy of an npnet model and optimizer, trained in lockstep
-    (what ``npnet train --check-torch`` uses): :class:`reference.lockstep.TorchTwin`.
-
-    torch lives in the sibling package ``reference``, never in npnet: this
-    name is kept for code that found it here, and imports the twin only when called.
-
-    Raises:
-        ImportError: torch (or the reference package) is not installed.
-    """
-    try:
-        # torch itself is asked for, not only reference.lockstep: that may be imported already
-        if importlib.util.find_spec("torch") is None:
-            raise ImportError("No module named 'torch'")
-        from reference.lockstep import TorchTwin as twin
-    except ImportError as e:
-        raise ImportError(f"a torch twin needs PyTorch and npnet's reference package: {e}") from e
-    return twin(model, optimizer)

@@ -23,9 +23,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("npnet", "reference")
 MAX_LINES = 550
-# ``npnet.train.TorchTwin`` keeps its public name working: it imports the torch
-# twin from reference inside the function, when called (and only then).
-ALLOWED_LIBRARY_TO_REFERENCE = {("npnet.train", "reference.lockstep")}
 
 
 def _module_name(path):
@@ -196,14 +193,8 @@ def test_no_import_cycles_among_npnet_modules_counting_imports_inside_functions(
 def test_npnet_library_modules_never_import_reference():
     bad = [(m, t, line) for m, found in IMPORTS.items() if m.startswith("npnet") and not _is_front_end(m)
            for t, _, _, line in found
-           if t.split(".")[0] == "reference" and (m, t) not in ALLOWED_LIBRARY_TO_REFERENCE]
+           if t.split(".")[0] == "reference"]
     assert bad == []
-
-
-def test_the_allowed_reference_import_is_made_inside_a_function():
-    for m, t in ALLOWED_LIBRARY_TO_REFERENCE:
-        found = [f for target, _, f, _ in IMPORTS[m] if target == t]
-        assert found and all(found), (m, t)
 
 
 def test_cli_and_studies_import_reference_only_inside_functions():

@@ -21,7 +21,6 @@ import pytest
 from npnet import nn, optim
 from npnet.data import DataLoader
 from npnet.errors import CheckpointError, TrainingDiverged
-from npnet import checkpoint as CK
 from npnet import train as T
 from runs import run_fit, same_numbers, setup_run, synthetic
 
@@ -306,19 +305,17 @@ def test_non_finite_optimizer_state_is_caught_at_the_epoch_end_with_the_hint(tmp
 def test_npnet_train_and_cli_import_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import npnet, npnet.train, npnet.cli, npnet.plots\n"
-            "assert 'matplotlib' not in sys.modules\n"
-            "try:\n"
-            "    npnet.train.TorchTwin(npnet.train.build_model(), None)\n"
-            "except ImportError: print('ok')\n")
+            "assert 'matplotlib' not in sys.modules and 'reference' not in sys.modules\n"
+            "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "ok\n"
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_torch_twin_agrees_in_float64(optimizer):
-    pytest.importorskip("torch")
+    from reference.lockstep import TorchTwin   # the twin of --check-torch lives in reference, never in npnet
     run = setup_run(dtype=np.float64, optimizer=optimizer, dropout=0.3, scheduler=True, n=600)
-    twin = T.TorchTwin(run["model"], run["optimizer"])
+    twin = TorchTwin(run["model"], run["optimizer"])
     run_fit(run, 2, callbacks=[twin])
     assert [d[0] for d in twin.epoch_diffs] == [1, 2]
     assert max(d[1] for d in twin.epoch_diffs) < 1e-10
@@ -326,11 +323,11 @@ def test_torch_twin_agrees_in_float64(optimizer):
 
 
 def test_torch_twin_refuses_what_it_cannot_mirror():
-    pytest.importorskip("torch")
+    from reference.lockstep import TorchTwin
     run = setup_run()
     run["optimizer"].step({k: np.ones_like(v) for k, v in run["model"].params.items()})
     with pytest.raises(ValueError, match="without state"):
-        T.TorchTwin(run["model"], run["optimizer"])
+        TorchTwin(run["model"], run["optimizer"])
 
 
 # --------------------------------------------------------------------------- real data
