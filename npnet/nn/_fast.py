@@ -22,7 +22,7 @@ Arguments arrive checked (by the public kernel or by a module): nothing is re-ch
 """
 import numpy as np
 
-from ._rows import class_axis, classes_back, classes_last
+from ._rows import class_axis, classes_back, classes_last, reduce_rows
 
 # --------------------------------------------------------------------------- Linear
 
@@ -199,7 +199,7 @@ def cross_entropy_with_backward(logits, target, *, weight=None, ignore_index=-10
         per_row[~keep] = 0
     count = R.dtype.type(M if all_kept else keep.sum())
     batch_shape = target.shape
-    loss = _reduce(per_row, count, reduction, batch_shape)
+    loss = reduce_rows(per_row, count, reduction, batch_shape)
 
     def backward(dloss):
         # scale * (softmax - onehot), with scale = d(reduced loss) / d(row loss) * dloss
@@ -254,13 +254,3 @@ def _shifted_exp(R, out, flat_t):
     z_t = Z.reshape(-1).take(flat_t)
     np.exp(Z, out=Z)
     return z_t, _sum(Z, 1)[:, 0]
-
-
-def _reduce(per_row, denom, reduction, batch_shape):
-    if reduction == "none":
-        return per_row.reshape(batch_shape)
-    total = per_row.sum(dtype=per_row.dtype)
-    if reduction == "sum":
-        return np.asarray(total)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(total / denom, per_row.dtype)  # 0 / 0 = nan when everything is ignored, as torch

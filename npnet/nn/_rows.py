@@ -33,3 +33,15 @@ def index_rows(target, ignore_index):
     t = target.reshape(-1).astype(np.int64)
     keep = t != ignore_index
     return np.where(keep, t, 0), keep
+
+
+def reduce_rows(loss, denom, reduction, shape):
+    """Per-row losses (M,) reduced as ``reduction`` says: "none" reshapes them to ``shape``,
+    "sum" adds them, "mean" divides the sum by ``denom``."""
+    if reduction == "none":
+        return loss.reshape(shape)
+    total = loss.sum(dtype=loss.dtype)
+    if reduction == "sum":
+        return np.asarray(total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / denom, loss.dtype)  # 0 / 0 = nan when everything is ignored, as torch

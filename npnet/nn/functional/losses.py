@@ -3,7 +3,7 @@ import numpy as np
 
 from ... import _validate as V
 from .._kernels import kernel
-from .._rows import class_axis, classes_back, classes_last, index_rows
+from .._rows import class_axis, classes_back, classes_last, index_rows, reduce_rows
 from .activations import log_softmax, softmax
 
 
@@ -55,14 +55,14 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="
         return _no_classes(logits, target, eps, reduction)
     if target.dtype.kind == "f":                                          # class probabilities
         Q = (1 - eps) * classes_last(target, class_axis(target.shape)) + eps / C   # label smoothing
-        return _reduce(-(L * Q * w).sum(axis=1), M, reduction, _batch_shape(logits.shape))
+        return reduce_rows(-(L * Q * w).sum(axis=1), M, reduction, _batch_shape(logits.shape))
     t, keep = index_rows(target, ignore_index)
     with np.errstate(invalid="ignore"):   # 0 * inf = nan (a zero weight or eps = 1 at log p = -inf), as torch
         loss = -w[t] * L[np.arange(M), t]                                 # -w[t] log p[t]
         if eps:
             loss = (1 - eps) * loss - eps / C * (L * w).sum(axis=1)      # label smoothing
     loss = np.where(keep, loss, 0)                                        # ignore_index
-    return _reduce(loss, (w[t] * keep).sum(), reduction, target.shape)
+    return reduce_rows(loss, (w[t] * keep).sum(), reduction, target.shape)
 
 
 def _check_cross_entropy_backward(dloss, logits, target, *, weight=None, ignore_index=-100, reduction="mean",
@@ -167,7 +167,7 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100, reduction="me
         return _no_classes(log_probs, target, 0.0, reduction)
     t, keep = index_rows(target, ignore_index)
     loss = np.where(keep, -w[t] * L[np.arange(M), t], 0)                 # ignored rows add 0
-    return _reduce(loss, (w[t] * keep).sum(), reduction, target.shape)
+    return reduce_rows(loss, (w[t] * keep).sum(), reduction, target.shape)
 
 
 def _check_nll_loss_backward(dloss, log_probs, target, *, weight=None, ignore_index=-100, reduction="mean"):
@@ -206,17 +206,6 @@ def _batch_shape(shape):
     """The shape of a loss with reduction="none": the input's shape without the class axis."""
     axis = class_axis(shape)
     return shape[:axis] + shape[axis + 1:]
-
-
-def _reduce(loss, denom, reduction, shape):
-    """Per-row losses (M,) reduced as ``reduction`` says; "mean" divides by ``denom``."""
-    if reduction == "none":
-        return loss.reshape(shape)
-    total = loss.sum(dtype=loss.dtype)
-    if reduction == "sum":
-        return np.asarray(total)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(total / denom, loss.dtype)  # 0 / 0 = nan when everything is ignored, as torch
 
 
 def _scaled(G, dloss, denom, reduction, keep=None):
