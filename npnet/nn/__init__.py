@@ -1,8 +1,7 @@
 """npnet.nn: layers, losses, initializers and the functional kernels behind them."""
 from . import functional, init  # noqa: F401
-from .layers import (  # noqa: F401
-    Dropout, Flatten, LeakyReLU, Linear, LogSoftmax, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh,
-)
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh  # noqa: F401
+from .layers import Dropout, Flatten, Linear, Module, Sequential  # noqa: F401
 from .losses import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 
 __all__ = [

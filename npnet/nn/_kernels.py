@@ -1,6 +1,6 @@
 """Which implementation of each kernel runs: the plain one or its fast twin.
 
-``npnet/nn/functional/`` holds the plain kernels (the math); ``npnet/nn/_fast.py``
+``npnet/nn/functional/`` holds the plain kernels (the math); ``npnet/nn/_fast/``
 holds faster twins of some of them, with the same signatures. Every public kernel
 is declared with :func:`kernel`, which checks its arguments once and then calls
 the *active* implementation: the fast twin unless the environment says

@@ -5,7 +5,7 @@ included), ``dropout.py`` and ``losses.py``; every kernel is importable from her
 
 Each forward kernel ``f(X, ...)`` has its backward ``f_backward(dY, ...)`` right
 below it, each a direct transcription of the formula in its docstring. They are
-the source of truth: faster twins of some live in ``_fast.py``, with the same
+the source of truth: faster twins of some live in ``_fast/``, with the same
 signatures, proven equal to these by ``tests/test_fast.py``; the public function
 runs the fast twin unless ``NPNET_KERNELS=plain`` is set (see ``_kernels.py``), and
 ``F.softmax.plain`` is always the plain body.

@@ -5,6 +5,9 @@ same name and signature in :mod:`npnet.nn.functional`, and ``tests/test_fast.py`
 proves the two agree (exactly where the arithmetic is the same, to a few ulps
 where only the summation order differs). ``NPNET_KERNELS=plain`` switches every
 one of them off. What each trick buys is measured by ``python -m benchmarks.kernels``.
+The twins of a family of layers (convolutions, pooling, normalization) sit in a file
+of their own in this package and are imported here, so a kernel finds its twin by
+name in ``npnet.nn._fast``.
 
 The tricks:
 
@@ -22,7 +25,7 @@ Arguments arrive checked (by the public kernel or by a module): nothing is re-ch
 """
 import numpy as np
 
-from ._rows import class_axis, classes_back, classes_last, reduce_rows
+from .._rows import class_axis, classes_back, classes_last, reduce_rows
 
 # --------------------------------------------------------------------------- Linear
 
