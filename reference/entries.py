@@ -132,6 +132,22 @@ registry.register(
     strategy=_flatten_strategy)
 
 
+# -------------------------------------------------------------------------- Unflatten
+
+def _unflatten_strategy(d, shape):
+    axis = d.integers(-len(shape), len(shape) - 1)
+    n = shape[axis]
+    sizes = [(n,), (1, n), (n, 1)] + ([(1, -1, 1)] if n else [])
+    return nn.Unflatten(axis, sizes[d.integers(0, len(sizes) - 1)]), {}
+
+
+registry.register(
+    nn.Unflatten, group="layer", twin=lambda m, replay: torch.nn.Unflatten(m.axis, m.unflattened_size),
+    bound=moves_values(),
+    cases=lambda: [("Unflatten(1, (3, 5))", nn.Unflatten(1, (3, 5)), _x3().reshape(4, 15), {}),
+                   ("Unflatten(-1, (1, -1))", nn.Unflatten(-1, (1, -1)), _x3(), {})],
+    strategy=_unflatten_strategy)
+
 # -------------------------------------------------------------------------- Dropout
 
 def _dropout_twin(m, replay):

@@ -5,6 +5,7 @@ torch runs on one thread here (the torch_one_thread fixture): the tensors are
 tiny and a thread pool only adds wake-up latency.
 """
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -55,6 +56,39 @@ def test_flatten_matches_torch(data):
     module = nn.Flatten(start, end)
     out_shape = module(np.zeros(shape)).shape
     check(module, data.draw(float_arrays(shape, dtype)), data.draw(upstream(out_shape, dtype)), dtype)
+
+
+@given(st.data())
+def test_unflatten_matches_torch(data):
+    dtype = data.draw(dtypes)
+    shape = data.draw(shapes(max_dims=3))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[axis]
+    sizes = data.draw(st.sampled_from([(n,), (1, n), (n, 1)] + ([(1, -1)] if n else [])))
+    module = nn.Unflatten(axis, sizes)
+    out_shape = module(np.zeros(shape)).shape
+    assert math.prod(out_shape) == math.prod(shape) and len(out_shape) == len(shape) + len(sizes) - 1
+    check(module, data.draw(float_arrays(shape, dtype)), data.draw(upstream(out_shape, dtype)), dtype)
+
+
+def test_unflatten_gives_images_a_channel_axis_and_refuses_sizes_that_do_not_multiply():
+    X = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28)
+    Y, backward = nn.Unflatten(1, (1, 28)).forward(X)
+    assert Y.shape == (2, 1, 28, 28) and np.shares_memory(Y, X)
+    dY = np.random.default_rng(0).standard_normal(Y.shape).astype(np.float32)
+    dX, grads = backward(dY)
+    assert dX.shape == X.shape and grads == {} and np.array_equal(dX.reshape(-1), dY.reshape(-1))
+    assert nn.Unflatten(-1, (4, -1))(np.zeros((3, 8))).shape == (3, 4, 2)
+    for bad, exc, name in [(lambda: nn.Unflatten(1, (5,))(np.zeros((2, 6))), ValueError, "unflattened_size"),
+                           (lambda: nn.Unflatten(1, (-1, -1)), ValueError, "unflattened_size"),
+                           (lambda: nn.Unflatten(1, ()), ValueError, "unflattened_size"),
+                           (lambda: nn.Unflatten(1, 6), TypeError, "unflattened_size"),
+                           (lambda: nn.Unflatten(1, (2.5, 2)), TypeError, "unflattened_size[0]"),
+                           (lambda: nn.Unflatten(3, (2, 3))(np.zeros((2, 6))), ValueError, "axis"),
+                           (lambda: nn.Unflatten(1, (2, 3))([[0] * 6]), TypeError, "input")]:
+        with pytest.raises(exc) as info:
+            bad()
+        assert name in str(info.value)
 
 
 @given(st.data())

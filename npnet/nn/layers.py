@@ -21,7 +21,7 @@ from .. import _validate as V
 from . import init
 from ._kernels import K   # the active kernels, unchecked: each module checks its arguments once
 
-__all__ = ["Module", "Linear", "Flatten", "Dropout", "Sequential"]
+__all__ = ["Module", "Linear", "Flatten", "Unflatten", "Dropout", "Sequential"]
 
 
 class Module:
@@ -239,6 +239,55 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
+
+
+class Unflatten(Module):
+    """Split axis ``axis`` into ``unflattened_size``, as ``torch.nn.Unflatten`` (torch's
+    dim); one size may be -1 (inferred). The inverse of :class:`Flatten`, e.g. from
+    (N, 28, 28) images to (N, 1, 28, 28) for a convolution: ``Unflatten(1, (1, 28))``.
+    Returns a view where NumPy can; backward reshapes dY back."""
+
+    def __init__(self, axis, unflattened_size):
+        super().__init__()
+        self.axis = V.integer(axis, "axis")
+        sizes = V.sequence(unflattened_size, "unflattened_size", "ints")
+        if not sizes:
+            raise ValueError("unflattened_size must be a non-empty tuple of ints, got ()")
+        sizes = tuple(V.integer(v, f"unflattened_size[{i}]", low=-1) for i, v in enumerate(sizes))
+        if sizes.count(-1) > 1:
+            raise ValueError(f"unflattened_size may infer one size (-1) only, got {sizes}")
+        self.unflattened_size = sizes
+
+    def _shape(self, X):
+        if not isinstance(X, np.ndarray):
+            raise TypeError(f"input must be a numpy.ndarray, got {V.describe(X)}")
+        if not -X.ndim <= self.axis < X.ndim:
+            raise ValueError(f"Unflatten(axis={self.axis}) does not fit an input of shape {X.shape}")
+        a, sizes = self.axis % X.ndim, self.unflattened_size
+        known = math.prod(v for v in sizes if v != -1)
+        n = X.shape[a]
+        if (-1 in sizes and (known == 0 or n % known)) or (-1 not in sizes and known != n):
+            raise ValueError(f"unflattened_size {sizes} must multiply to the size of axis {self.axis} "
+                             f"of the input, {n}; got an input of shape {X.shape}")
+        sizes = tuple(n // known if v == -1 else v for v in sizes)
+        return X.shape[:a] + sizes + X.shape[a + 1:]
+
+    def forward(self, X, train=True):
+        out_shape = self._shape(X)   # checks X first: a list has no reshape to fail on
+        Y = X.reshape(out_shape)
+        shape = X.shape
+
+        def backward(dY, *, need_dx=True):
+            return _check_dy(dY, Y, "Unflatten").reshape(shape), {}
+
+        return Y, backward
+
+    def __call__(self, X):
+        out_shape = self._shape(X)
+        return X.reshape(out_shape)
+
+    def extra_repr(self):
+        return f"axis={self.axis}, unflattened_size={self.unflattened_size}"
 
 
 class Dropout(Module):
