@@ -17,8 +17,11 @@ import numpy as np
 
 
 def _rows(A, N, C):
-    """A as (N * C, L): one row per sample and channel (a view when A is contiguous)."""
-    return A.reshape(N * C, -1)
+    """A as contiguous (N * C, L): one row per sample and channel (a view when A is contiguous).
+
+    Contiguous also for a strided input: BLAS and einsum sum a strided row in
+    another order, and a strided input must give the very bits a contiguous one gives."""
+    return np.ascontiguousarray(A).reshape(N * C, -1)
 
 
 def _channel_sums(A2, N, C):
