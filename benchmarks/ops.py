@@ -95,6 +95,8 @@ def cases(quick=False):
         out.append(_module_case(name, str(ew_shape), m, tm, randn(*ew_shape, scale=2), randn(*ew_shape)))
     out.append(_dropout_case(ew_shape, randn(*ew_shape), randn(*ew_shape)))
     out.append(_mlp_step_case(quick))
+    from . import normalization   # here: normalization imports _module_case from this module
+    out += normalization.cases(quick)
     return out
 
 

@@ -25,7 +25,7 @@ __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Checkpoint", "save_checkp
 
 CHECKPOINT_FORMAT = "npnet-checkpoint"
 CHECKPOINT_VERSION = 1
-_PREFIXES = ("param/", "optim/", "sched/", "rng/", "rngtype/", "metrics/")
+_PREFIXES = ("param/", "buffer/", "optim/", "sched/", "rng/", "rngtype/", "metrics/")
 _SCALARS = ("format", "version", "epoch", "checksum", "config", "npnet_version")
 _RNG_TYPES = ("PCG64", "PCG64DXSM")   # same state layout: two 128-bit ints and a buffered uint32
 _U64 = (1 << 64) - 1
@@ -71,6 +71,7 @@ def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metri
     ``format``, ``version``   ``"npnet-checkpoint"``, 1
     ``epoch``                 int64, the number of completed epochs
     ``param/<name>``          each of ``model.params`` ("param/1.weight", ...)
+    ``buffer/<name>``         each of ``model.buffers`` ("buffer/2.running_mean", ...), if any
     ``optim/<key>``           ``optimizer.state_dict()``
     ``sched/<key>``           ``scheduler.state_dict()``, when there is a scheduler
     ``rng/<name>``            uint64 (6,): PCG64 state and increment as (high, low)
@@ -115,7 +116,7 @@ def save_checkpoint(path, *, model, optimizer, epoch, rng, scheduler=None, metri
         "epoch": np.array(epoch, dtype=np.int64),
         "npnet_version": np.array(__version__),
     }
-    for prefix, d in (("param/", model.params), ("optim/", optimizer.state_dict()),
+    for prefix, d in (("param/", model.params), ("buffer/", model.buffers), ("optim/", optimizer.state_dict()),
                       ("sched/", scheduler.state_dict() if scheduler is not None else {})):
         for k, v in d.items():
             arrays[prefix + k] = np.array(v)   # a copy: the saved bytes are the ones hashed
@@ -152,9 +153,10 @@ class Checkpoint:
     rng: dict          # name -> bit_generator.state dict
     metrics: list      # EpochResult per completed epoch
     config: dict       # or None
+    buffers: dict = dataclasses.field(default_factory=dict)   # name -> ndarray (running statistics)
 
     def restore(self, *, model, optimizer=None, scheduler=None, rng=None):
-        """Put the saved state into live objects: parameters, optimizer, scheduler, generators.
+        """Put the saved state into live objects: parameters and buffers, optimizer, scheduler, generators.
 
         The model's parameter names, shapes and dtypes, the optimizer's and the
         scheduler's state and the generators' names are all checked before the
@@ -177,8 +179,12 @@ class Checkpoint:
         if missing or extra:
             raise CheckpointError(f"{where} does not fit this model: missing parameters {missing}, "
                                   f"unexpected {extra}")
-        for k, p in params.items():
-            v = self.params[k]
+        buffers = model.buffers
+        missing, extra = sorted(set(buffers) - set(self.buffers)), sorted(set(self.buffers) - set(buffers))
+        if missing or extra:
+            raise CheckpointError(f"{where} does not fit this model: missing buffers {missing}, unexpected {extra}")
+        for k, p in [*params.items(), *buffers.items()]:
+            v = self.params[k] if k in params else self.buffers[k]
             if v.shape != p.shape:
                 raise CheckpointError(f"{where} does not fit this model: {k!r} has shape {v.shape} in the "
                                       f"checkpoint but {p.shape} in the model")
@@ -211,7 +217,7 @@ class Checkpoint:
                 if what == "scheduler" and before is not None:
                     optimizer.load_state_dict(before)
                 raise CheckpointError(f"{where}: the saved {what} state does not fit: {e}") from None
-        model.load_state_dict(self.params)
+        model.load_state_dict({**self.params, **self.buffers})
         for name, gen in rngs.items():
             gen.bit_generator.state = self.rng[name]
 
@@ -354,8 +360,8 @@ def load_checkpoint(path):
     if checksum != _digest(arrays):
         raise _refuse(path, "checksum mismatch: the file is corrupt or was modified after it was written")
 
-    params, optim, sched, rng_words, rng_kinds, metrics = {}, {}, {}, {}, {}, {}
-    by_prefix = {"param/": params, "optim/": optim, "sched/": sched, "rng/": rng_words,
+    params, buffers, optim, sched, rng_words, rng_kinds, metrics = {}, {}, {}, {}, {}, {}, {}
+    by_prefix = {"param/": params, "buffer/": buffers, "optim/": optim, "sched/": sched, "rng/": rng_words,
                  "rngtype/": rng_kinds, "metrics/": metrics}
     for key, a in arrays.items():
         if key in _SCALARS:
@@ -367,6 +373,9 @@ def load_checkpoint(path):
     for name, p in params.items():
         if p.dtype not in V.FLOAT_DTYPES:
             raise _refuse(path, f"parameter {name!r} has dtype {p.dtype}, expected float32 or float64")
+    for name, b in buffers.items():
+        if b.dtype not in V.FLOAT_DTYPES and b.dtype != np.int64:
+            raise _refuse(path, f"buffer {name!r} has dtype {b.dtype}, expected float32, float64 or int64")
     for what, entries in (("parameter", params), ("optimizer state", optim)):
         bad = first_non_finite(entries)
         if bad is not None:
@@ -403,7 +412,7 @@ def load_checkpoint(path):
     epoch = scalar("epoch", "iu")
     if epoch < 0 or len(rows) != epoch:
         raise _refuse(path, f"epoch {epoch} does not match the {len(rows)} rows of metrics")
-    return Checkpoint(path, version, int(epoch), params, optim, sched or None, rngs, rows, config)
+    return Checkpoint(path, version, int(epoch), params, optim, sched or None, rngs, rows, config, buffers)
 
 
 

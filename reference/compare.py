@@ -49,7 +49,7 @@ import torch
 
 from npnet import nn
 
-from .registry import backward_bound, entry_for, forward_bound
+from .registry import backward_bound, buffer_bound, entry_for, forward_bound
 from .report import Row
 from .twins import twin
 
@@ -117,7 +117,9 @@ def compare(module, x, dy=None, *, dtype=np.float64, target=None, train=True, se
             For a loss it is ``dloss`` (0-d unless reduction="none").
         dtype: np.float64 or np.float32: what both sides compute in.
         target: for a loss, class indices (integer) or probabilities (float).
-        train: training or inference forward; in training, Dropout's mask is replayed.
+        train: training or inference forward; in training, Dropout's mask is replayed,
+            and the buffers a training forward updates (BatchNorm's running
+            statistics, ``"buffer:running_mean"``...) are compared too.
         seed: seed of the default ``dy``.
         c: safety factor of the tolerance (see the module docstring).
 
@@ -136,7 +138,9 @@ def compare(module, x, dy=None, *, dtype=np.float64, target=None, train=True, se
     if target is not None and target.dtype.kind == "f":
         T = target.astype(dtype)
 
-    # npnet, on a copy of the input so that the check below sees any change it makes
+    # npnet, on a copy of the input so that the check below sees any change it makes; a
+    # training forward updates a BatchNorm's buffers, so the twin is built from a copy taken before
+    before = copy.deepcopy(mod)
     X_np = X.copy()
     if is_loss:
         Y, backward = mod.forward(X_np, T)
@@ -150,12 +154,15 @@ def compare(module, x, dy=None, *, dtype=np.float64, target=None, train=True, se
         got = {"out": Y, "dx": dX, **grads}
 
     # torch autograd
-    tw = twin(mod, replay=None if is_loss else backward).train(train)
+    tw = twin(before, replay=None if is_loss else backward).train(train)
     xt = torch.from_numpy(X.copy()).requires_grad_()
     yt = tw(xt, _torch_target(T)) if is_loss else tw(xt)
     yt.backward(torch.from_numpy(dY.copy()))
     ref = {"out": yt.detach().numpy(), "dx": xt.grad.numpy()}
     ref.update({k: p.grad.numpy() for k, p in tw.named_parameters()})
+    if not is_loss:   # the buffers after the step (running statistics), as "buffer:<name>"
+        got.update({f"buffer:{k}": v for k, v in mod.buffers.items()})
+        ref.update({f"buffer:{k}": v.numpy() for k, v in tw.named_buffers() if k.split(".")[-1] in _TORCH_BUFFERS})
 
     # the scales, in float64 from the float64 twin
     X64, dY64 = X.astype(np.float64), dY.astype(np.float64)
@@ -168,7 +175,8 @@ def compare(module, x, dy=None, *, dtype=np.float64, target=None, train=True, se
         e = tolerance(dtype, K, c)
         _, m_dx, m_params = backward_bound(mod64, tw64, backward, X64, np.zeros_like(X64),
                                             dY64, np.zeros_like(dY64), e)
-        scale = {"out": m_out, "dx": m_dx, **m_params}
+        m_buffers = buffer_bound(mod64, tw64, backward, X64, np.zeros_like(X64))
+        scale = {"out": m_out, "dx": m_dx, **m_params, **{f"buffer:{k}": v for k, v in m_buffers.items()}}
     tol = tolerance(dtype, K, c)
 
     result = CompareResult(ok=True, dtype=dtype.name, K=K, tol=tol)
@@ -248,6 +256,10 @@ def _scale(mag, dtype):
     return max(float(finite.max(initial=0.0)), tiny)
 
 
+# torch's persistent buffers that npnet keeps too (a replayed Dropout's mask is a buffer npnet does not have)
+_TORCH_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
 def _mismatch(q, a, b, dtype):
     """Why a (npnet) cannot be compared with b (torch), or None."""
     if a is None:
@@ -258,6 +270,8 @@ def _mismatch(q, a, b, dtype):
         return f"{q}: npnet returned {type(a).__name__}, not an ndarray"
     if a.shape != b.shape:
         return f"{q}: npnet shape {a.shape}, torch shape {b.shape}"
+    if a.dtype.kind == "i" or b.dtype.kind == "i":   # num_batches_tracked: int64 on both sides
+        return None if a.dtype == b.dtype == np.int64 else f"{q}: npnet dtype {a.dtype}, torch dtype {b.dtype}"
     if a.dtype != dtype:
         return f"{q}: npnet dtype {a.dtype}, expected {np.dtype(dtype)}"
     return None

@@ -407,3 +407,221 @@ registry.register(
                    ("mse_loss, sum", nn.MSELoss(reduction="sum"), _x3(), {"target": _normal((4, 3, 5), 18)}),
                    ("mse_loss, none", nn.MSELoss(reduction="none"), _x(), {"target": _normal((8, 12), 19)})],
     strategy=lambda d, shape: (nn.MSELoss(d.choice(["mean", "sum", "none"])), {"target": d.array(shape)}))
+
+
+# -------------------------------------------------------------------- normalization
+#
+# x_hat = (x - mean) / s, s = sqrt(var + eps), over n values (a channel's, or a sample's
+# normalized axes). The scales: x - mean errs by about eps (|x| + mean|x|); var by
+# eps Q with Q = mean((|x| + mean|x|)^2), so 1 / s by eps Q / (2 (var + eps)), relative;
+# x_hat's error scale is then xe = (|x| + mean|x| + m) / s + |x_hat| Q / (var + eps).
+
+def _norm_stats(b, axes, train, mean=None, var=None):
+    """|x_hat|, its error scale xe, 1 / s and the relative error scale of s, for statistics over ``axes`` (the batch's in
+    training, else ``mean``/``var``, the running ones)."""
+    x = b.x
+    mu_abs = np.mean(b.ax + b.m, axis=axes, keepdims=True) if x.size else np.zeros((1,) * x.ndim)
+    if train:
+        mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+        Q = np.mean((b.ax + mu_abs + b.m) ** 2, axis=axes, keepdims=True)
+    else:
+        mu_abs = np.abs(mean)
+        Q = np.zeros_like(var)
+    s = np.sqrt(var + b.mod.eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(s > 0, 1 / s, 0.0)
+        r = np.where(s > 0, Q * inv * inv, 0.0)     # the relative error scale of s
+        xh = np.abs(x - mean) * inv
+        xe = (b.ax + mu_abs + b.m) * inv + xh * r
+    return xh, xe, inv, r
+
+
+def _bn_axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _bn_view(mod, name, x):
+    """A (C,) parameter or buffer shaped to broadcast along axis 1 (1 when there is none)."""
+    v = {**mod.params, **mod.buffers}.get(name)
+    return 1.0 if v is None else np.abs(v).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def _bn_batch(b):
+    return b.train or not b.mod.track_running_stats
+
+
+def _bn_stats(b):
+    if _bn_batch(b):
+        return _norm_stats(b, _bn_axes(b.x), True)
+    shape = (1, -1) + (1,) * (b.x.ndim - 2)
+    return _norm_stats(b, _bn_axes(b.x), False, b.mod.buffers["running_mean"].reshape(shape),
+                       b.mod.buffers["running_var"].reshape(shape))
+
+
+def _bn_forward(b):
+    xh, xe, _, _ = _bn_stats(b)
+    return _bn_view(b.mod, "weight", b.x) * (xh + xe) + _bn_view(b.mod, "bias", b.x)
+
+
+def _bn_backward(b):
+    xh, xe, inv, r = _bn_stats(b)
+    axes = _bn_axes(b.x)
+    k = _bn_view(b.mod, "weight", b.x) * inv
+    A, X = b.a, xh + xe
+    params = {}
+    if "weight" in b.mod.params:
+        params["weight"] = (A * X).sum(axis=axes)
+    if "bias" in b.mod.params:
+        params["bias"] = A.sum(axis=axes)
+    if not _bn_batch(b) or not b.x.size:
+        return k * A * 2, params
+    mean = lambda v: v.mean(axis=axes, keepdims=True)   # noqa: E731
+    return k * (A + mean(A) + 2 * X * mean(A * X)) * (1 + r), params
+
+
+def _bn_buffers(b):
+    mod = b.mod
+    if not (b.train and mod.track_running_stats):
+        return {}
+    axes, x = _bn_axes(b.x), b.x
+    n = x.size // max(x.shape[1], 1)
+    f = mod.momentum if mod.momentum is not None else 1 / (int(mod.buffers["num_batches_tracked"]) + 1)
+    mu_abs = np.mean(b.ax + b.m, axis=axes) if x.size else 0.0
+    Q = np.mean((b.ax + mu_abs.reshape((1, -1) + (1,) * (x.ndim - 2)) + b.m) ** 2, axis=axes) if x.size else 0.0
+    rm, rv = np.abs(mod.buffers["running_mean"]), np.abs(mod.buffers["running_var"])
+    return {"running_mean": (1 - f) * rm + f * mu_abs,
+            "running_var": (1 - f) * rv + f * Q * n / max(n - 1, 1)}
+
+
+def _float_dtype_of(m):
+    """The dtype of a module's float parameters or buffers (float64 when it holds none)."""
+    return next((v.dtype for v in m.state_dict().values() if v.dtype.kind == "f"), np.dtype(np.float64))
+
+
+def _bn_twin(m, replay):
+    cls = torch.nn.BatchNorm2d if isinstance(m, nn.BatchNorm2d) else torch.nn.BatchNorm1d
+    t = cls(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine, bias=m.bias,
+            track_running_stats=m.track_running_stats, dtype=torch_dtype(_float_dtype_of(m)))
+    t.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in m.state_dict().items()})
+    return t
+
+
+def _bn_module(cls, d, C):
+    m = cls(C, eps=d.choice([1e-5, 1e-3, 1.0]), momentum=d.choice([0.1, 0.0, 1.0, 0.5, None]),
+            affine=d.boolean(), track_running_stats=d.boolean(), bias=d.boolean(), dtype=d.dtype)
+    if m.track_running_stats:   # a few steps already taken: running statistics away from 0 and 1
+        m.buffers["running_mean"][...] = d.array((C,), big=30.0)
+        m.buffers["running_var"][...] = np.abs(d.array((C,), big=30.0, zeros=False)) + 0.5
+        m.buffers["num_batches_tracked"][...] = d.integers(0, 5)
+    if m.params:
+        m.load_state_dict({**m.state_dict(), **{k: d.array(v.shape, big=30.0) for k, v in m.params.items()}})
+    return m
+
+
+def _bn_strategy(d, shape, cls):
+    """BatchNorm on the input's shape: BatchNorm1d takes 2-d and 3-d inputs, BatchNorm2d 4-d (a
+    longer shape is flattened to fit first); a 1-d input, which no BatchNorm takes, gets a LayerNorm."""
+    if len(shape) == 1:
+        return nn.LayerNorm(shape[-1], dtype=d.dtype), {}
+    if cls is nn.BatchNorm2d and len(shape) < 4:
+        cls = nn.BatchNorm1d
+    ndim = 4 if cls is nn.BatchNorm2d else 3
+    m = _bn_module(cls, d, shape[1])
+    if len(shape) > ndim:
+        m = nn.Sequential(nn.Flatten(ndim - 1, -1), m)
+    n = int(np.prod(shape)) // shape[1]
+    train = d.boolean() and n > 1
+    if n <= 1 and not (m[-1] if isinstance(m, nn.Sequential) else m).track_running_stats:
+        return nn.LayerNorm(shape[-1], dtype=d.dtype), {}   # one value per channel: only running statistics normalize
+    return m, {"train": train}
+
+
+def _bn_cases():
+    r = _rng(20)
+    x1, x3 = _normal((8, 4), 21) * 3 + 1, _normal((4, 3, 5), 22)
+    x4 = _normal((4, 3, 5, 2), 23) * 2 - 1
+    stepped = nn.BatchNorm2d(3, momentum=None, dtype=np.float64)
+    stepped.buffers["running_mean"][...] = r.standard_normal(3)
+    stepped.buffers["running_var"][...] = r.uniform(0.5, 2, 3)
+    stepped.buffers["num_batches_tracked"][...] = 4
+    stepped.params["weight"][...] = r.standard_normal(3)
+    stepped.params["bias"][...] = r.standard_normal(3)
+    return [
+        ("BatchNorm1d(4), train", nn.BatchNorm1d(4), x1, {}),
+        ("BatchNorm1d(4), eval", _stepped_1d(r), x1, {"train": False}),
+        ("BatchNorm1d(3) on (N, C, L), affine=False", nn.BatchNorm1d(3, affine=False), x3, {}),
+        ("BatchNorm1d(3), track_running_stats=False, eval", nn.BatchNorm1d(3, track_running_stats=False), x3,
+         {"train": False}),
+        ("BatchNorm2d(3), momentum=None, train", stepped, x4, {}),
+        ("BatchNorm2d(3), momentum=None, eval", stepped, x4, {"train": False}),
+        ("BatchNorm2d(3), zeros and 1e4 inputs", nn.BatchNorm2d(3), _with_specials(x4, 24), {}),
+    ]
+
+
+def _stepped_1d(r):
+    m = nn.BatchNorm1d(4, dtype=np.float64)
+    m.buffers["running_mean"][...] = r.standard_normal(4)
+    m.buffers["running_var"][...] = r.uniform(0.5, 2, 4)
+    return m
+
+
+_bn_bound = Bound(_bn_forward, _bn_backward, K=lambda mod, x: x.size // max(x.shape[1], 1) + 1, buffers=_bn_buffers)
+
+registry.register(
+    nn.BatchNorm1d, group="layer", twin=_bn_twin, bound=_bn_bound,
+    cases=lambda: [c for c in _bn_cases() if "BatchNorm1d" in c[0]],
+    strategy=lambda d, shape: _bn_strategy(d, shape, nn.BatchNorm1d))
+
+registry.register(
+    nn.BatchNorm2d, group="layer", twin=_bn_twin, bound=_bn_bound,
+    cases=lambda: [c for c in _bn_cases() if "BatchNorm2d" in c[0]],
+    strategy=lambda d, shape: _bn_strategy(d, shape, nn.BatchNorm2d))
+
+
+def _ln_axes(b):
+    return tuple(range(b.x.ndim - len(b.mod.normalized_shape), b.x.ndim))
+
+
+def _ln_forward(b):
+    xh, xe, _, _ = _norm_stats(b, _ln_axes(b), True)
+    return np.abs(b.mod.params.get("weight", 1.0)) * (xh + xe) + np.abs(b.mod.params.get("bias", 0.0))
+
+
+def _ln_backward(b):
+    axes = _ln_axes(b)
+    lead = tuple(range(b.x.ndim - len(axes)))
+    xh, xe, inv, r = _norm_stats(b, axes, True)
+    A, X = b.a * np.abs(b.mod.params.get("weight", 1.0)), xh + xe
+    params = {}
+    if "weight" in b.mod.params:
+        params["weight"] = (b.a * X).sum(axis=lead)
+    if "bias" in b.mod.params:
+        params["bias"] = b.a.sum(axis=lead)
+    mean = lambda v: v.mean(axis=axes, keepdims=True) if v.size else v   # noqa: E731
+    return inv * (A + mean(A) + 2 * X * mean(A * X)) * (1 + r), params
+
+
+def _ln_twin(m, replay):
+    t = torch.nn.LayerNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine, bias=m.bias,
+                           dtype=torch_dtype(_float_dtype_of(m)))
+    t.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in m.params.items()})
+    return t
+
+
+def _ln_strategy(d, shape):
+    D = d.integers(1, len(shape))
+    m = nn.LayerNorm(shape[len(shape) - D:], eps=d.choice([1e-5, 1e-3, 1.0]),
+                     elementwise_affine=d.boolean(), bias=d.boolean(), dtype=d.dtype)
+    if m.params:
+        m.load_state_dict({k: d.array(v.shape, big=30.0) for k, v in m.params.items()})
+    return m, {}
+
+
+registry.register(
+    nn.LayerNorm, group="layer", twin=_ln_twin,
+    bound=Bound(_ln_forward, _ln_backward, K=lambda mod, x: int(np.prod(mod.normalized_shape)) + x.size // max(
+        int(np.prod(mod.normalized_shape)), 1) + 1),
+    cases=lambda: [("LayerNorm(12)", nn.LayerNorm(12, dtype=np.float64), _x(), {}),
+                   ("LayerNorm((3, 5)), bias=False", nn.LayerNorm((3, 5), bias=False), _x3(), {}),
+                   ("LayerNorm(12), zeros and 1e4 inputs", nn.LayerNorm(12), _with_specials(_x(), 25), {})],
+    strategy=_ln_strategy)

@@ -16,7 +16,10 @@ class TorchTwin:
     ``torch.nn.CrossEntropyLoss``. Each layer's twin is the one its
     ``reference.registry`` entry declares. Dropout layers draw the very masks
     npnet draws: the twin holds a copy of each Dropout generator, taken when it
-    is built, and draws with :func:`npnet.nn.functional.dropout_mask`. The
+    is built, and draws with :func:`npnet.nn.functional.dropout_mask`. The twin
+    runs in torch's training mode, as ``train_epoch`` runs npnet's forward with
+    ``train=True``, so BatchNorm twins normalize with the batch's statistics and
+    update the running ones; :meth:`param_diff` compares those buffers too. The
     learning rate is copied from the npnet optimizer before each step, so a
     scheduler is followed.
 
@@ -76,10 +79,11 @@ class TorchTwin:
         self._max_loss_diff = max(self._max_loss_diff, abs(loss.item() - info.loss))
 
     def param_diff(self):
-        """Largest absolute difference between any npnet parameter and its twin."""
+        """Largest absolute difference between any npnet parameter or buffer (BatchNorm's
+        running statistics, which both sides update in training mode) and its twin's."""
         state = self.net.state_dict()
-        return max(float(np.max(np.abs(p - state[k].detach().numpy()), initial=0.0))
-                   for k, p in self.model.params.items())
+        return max(float(np.max(np.abs(p - state[k].detach().numpy().astype(p.dtype)), initial=0.0))
+                   for k, p in {**self.model.params, **self.model.buffers}.items())
 
     def on_epoch_end(self, result):
         self.epoch_diffs.append((result.epoch, self._max_loss_diff, self.param_diff()))

@@ -44,7 +44,7 @@ import torch
 __all__ = [
     "Entry", "register", "unregister", "scoped", "entries", "entry_for", "GROUPS",
     "Bound", "elementwise", "along_axis", "moves_values", "chain", "LossBound",
-    "forward_bound", "backward_bound", "axis_sum",
+    "forward_bound", "backward_bound", "buffer_bound", "axis_sum",
 ]
 
 GROUPS = ("layer", "activation", "kernel", "loss")
@@ -146,6 +146,7 @@ def entry_for(obj):
 #   b.g, b.ag      upstream gradient and |g|        b.mg     its error scale
 #   b.a            |g| + mg, the gradient's terms   b.e      the relative tolerance
 #   b.kink         where forward error could carry x across 0 (a ReLU's gradient may flip there)
+#   b.train        the twin's mode (torch's training mode: a BatchNorm normalizes with the batch's statistics)
 
 class _Values:
     def __init__(self, **kw):
@@ -162,12 +163,14 @@ class Bound:
     or ``(m_dx, {param name: error scale of its gradient})``, and ``K(mod, x)``, the
     reduction length behind the tolerance (an int for a constant)."""
 
-    def __init__(self, forward, backward, *, K):
+    def __init__(self, forward, backward, *, K, buffers=None):
         if not (callable(forward) and callable(backward)):
             raise TypeError(f"Bound: forward and backward must be callable, got {forward!r}, {backward!r}")
         if not (callable(K) or isinstance(K, int)):
             raise TypeError(f"Bound: K must be an int or a callable (mod, x) -> int, got {K!r}")
-        self.forward, self.backward, self.K = forward, backward, K
+        if buffers is not None and not callable(buffers):
+            raise TypeError(f"Bound: buffers must be None or a callable b -> {{buffer name: error scale}}, got {buffers!r}")
+        self.forward, self.backward, self.K, self.buffers = forward, backward, K, buffers
 
     def _k(self, mod, x):
         return int(self.K(mod, x)) if callable(self.K) else self.K
@@ -175,8 +178,16 @@ class Bound:
     def run_forward(self, mod, tw, backward, x, m):
         """torch's output, its error scale and K, for input ``x`` with error scale ``m`` (float64)."""
         y = _run(tw, x)
-        b = _Values(mod=mod, x=x, ax=np.abs(x), m=m, y=y, mask=getattr(backward, "mask", None))
+        b = _Values(mod=mod, x=x, ax=np.abs(x), m=m, y=y, mask=getattr(backward, "mask", None), train=tw.training)
         return y, self.forward(b), self._k(mod, x)
+
+    def run_buffers(self, mod, tw, backward, x, m):
+        """The error scales of the buffers a forward of ``mod`` on ``x`` leaves (``mod``
+        holds them as they were before it), keyed as ``mod.buffers``."""
+        if self.buffers is None:
+            return {}
+        b = _Values(mod=mod, x=x, ax=np.abs(x), m=m, y=None, mask=getattr(backward, "mask", None), train=tw.training)
+        return self.buffers(b)
 
     def run_backward(self, mod, tw, backward, x, m, g, mg, e):
         """torch's input gradient for upstream ``g`` (error scale ``mg``), its error
@@ -184,7 +195,7 @@ class Bound:
         y, m_out, _ = self.run_forward(mod, tw, backward, x, m)
         ax, ag = np.abs(x), np.abs(g)
         b = _Values(mod=mod, x=x, ax=ax, m=m, y=y, m_out=m_out, g=g, ag=ag, mg=mg, a=ag + mg, e=e,
-                    kink=(m > 0) & (ax <= e * m), mask=getattr(backward, "mask", None))
+                    kink=(m > 0) & (ax <= e * m), mask=getattr(backward, "mask", None), train=tw.training)
         out = self.backward(b)
         m_dx, params = out if isinstance(out, tuple) else (out, {})
         return _vjp(tw, x, g), m_dx, params
@@ -223,6 +234,13 @@ class _Chain(Bound):
             x, m, k = forward_bound(child, t, b, x, m)
             K += k
         return x, m, max(K, 1)
+
+    def run_buffers(self, mod, tw, backward, x, m):
+        scales = {}
+        for i, (child, t, b) in enumerate(zip(mod, tw, _children(backward, len(mod)))):
+            scales.update({f"{i}.{k}": v for k, v in buffer_bound(child, t, b, x, m).items()})
+            x, m, _ = forward_bound(child, t, b, x, m)
+        return scales
 
     def run_backward(self, mod, tw, backward, x, m, g, mg, e):
         xs, ms = [], []
@@ -264,6 +282,11 @@ def forward_bound(mod, tw, backward, x, m):
 def backward_bound(mod, tw, backward, x, m, g, mg, e):
     """Input gradient, its error scale and the parameter gradients' error scales."""
     return entry_for(mod).bound.run_backward(mod, tw, backward, x, m, g, mg, e)
+
+
+def buffer_bound(mod, tw, backward, x, m):
+    """The error scales of the buffers a training forward updates (BatchNorm's running statistics)."""
+    return entry_for(mod).bound.run_buffers(mod, tw, backward, x, m)
 
 
 def _run(tw, x):

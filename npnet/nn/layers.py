@@ -14,6 +14,7 @@ the same answer. Nothing modifies its inputs.
 import collections
 import copy
 import math
+import types
 
 import numpy as np
 
@@ -28,13 +29,19 @@ class Module:
     """Base class: parameters in ``self.params``, a ``forward`` that returns a closure.
 
     Subclasses implement ``forward(X, train=True) -> (Y, backward)`` and
-    ``__call__(X)`` for inference. ``backward(dY, *, need_dx=True)`` returns
+    ``__call__(X)`` for inference. ``buffers`` holds what torch registers as
+    buffers (BatchNorm's running statistics): saved in ``state_dict`` with the
+    parameters, never seen by an optimizer (which takes ``params``), updated in
+    place by a training forward. ``backward(dY, *, need_dx=True)`` returns
     ``(dX, grads)``; with ``need_dx=False`` it may skip dX and return None in
     its place (the first layer of a network has no use for it).
     """
 
+    buffers = types.MappingProxyType({})   # for a subclass that skips Module.__init__: no buffers
+
     def __init__(self):
         self.params = {}
+        self.buffers = {}   # state that is not trained (BatchNorm's running statistics), torch's names
 
     def forward(self, X, train=True):  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
@@ -43,42 +50,49 @@ class Module:
         Y, _ = self.forward(X, train=False)
         return Y
 
-    # -- parameters, as torch's state_dict ---------------------------------------
+    # -- parameters and buffers, as torch's state_dict ----------------------------
     def state_dict(self):
-        """A copy of every parameter, keyed as torch's ``state_dict``."""
-        return {k: v.copy() for k, v in self.params.items()}
+        """A copy of every parameter and buffer, keyed as torch's ``state_dict``."""
+        return {k: v.copy() for d in (self.params, self.buffers) for k, v in d.items()}
 
     def load_state_dict(self, state_dict):
-        """Copy values into the existing parameter arrays (in place, so optimizers
-        holding them see the change). Keys, shapes and dtypes must match exactly;
-        nothing is written unless everything matches."""
+        """Copy values into the existing parameter and buffer arrays (in place, so
+        optimizers holding them see the change). Keys and shapes must match exactly,
+        float arrays take real numbers and integer buffers (``num_batches_tracked``)
+        integers; nothing is written unless everything matches."""
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict of name -> ndarray, got {V.describe(state_dict)}")
-        params = self.params
-        missing = sorted(set(params) - set(state_dict))
-        extra = sorted(set(state_dict) - set(params))
+        own = {**self.params, **self.buffers}
+        missing = sorted(set(own) - set(state_dict))
+        extra = sorted(set(state_dict) - set(own))
         if missing or extra:
             raise ValueError(f"state_dict keys do not match {type(self).__name__}: missing {missing}, unexpected {extra}")
-        for k, p in params.items():
+        for k, p in own.items():
             v = state_dict[k]
             if not isinstance(v, np.ndarray):
                 raise TypeError(f"state_dict[{k!r}] must be a numpy.ndarray, got {V.describe(v)}")
             if v.shape != p.shape:
                 raise ValueError(f"state_dict[{k!r}] must have shape {p.shape}, got {v.shape}")
-            if v.dtype.kind not in "fiu":
-                raise TypeError(f"state_dict[{k!r}] must hold real numbers, got dtype {v.dtype}")
-        for k, p in params.items():
+            kinds = "fiu" if p.dtype.kind == "f" else "iu"
+            if v.dtype.kind not in kinds:
+                what = "real numbers" if p.dtype.kind == "f" else "integers"
+                raise TypeError(f"state_dict[{k!r}] must hold {what}, got dtype {v.dtype}")
+        for k, p in own.items():
             p[...] = state_dict[k]
         return self
 
     def to(self, dtype):
-        """Cast every parameter to ``dtype`` (np.float32 or np.float64); returns self.
+        """Cast every parameter and float buffer to ``dtype`` (np.float32 or np.float64);
+        returns self. Integer buffers (``num_batches_tracked``) stay int64.
 
         New arrays replace the old ones, so build optimizers after calling it.
         """
         dtype = V.float_dtype(dtype)
         for name in self.params:
             self.params[name] = self.params[name].astype(dtype)
+        for name, b in self.buffers.items():
+            if b.dtype.kind == "f":
+                self.buffers[name] = b.astype(dtype)
         return self
 
     @property
@@ -334,8 +348,8 @@ class Dropout(Module):
 class Sequential(Module):
     """A chain of modules; forward runs them in order, backward in reverse.
 
-    ``params`` is keyed as torch's ``nn.Sequential`` state_dict (``"0.weight"``,
-    ``"2.bias"``) and holds the very arrays of the children, so an optimizer that
+    ``params`` (and ``buffers``) are keyed as torch's ``nn.Sequential`` state_dict
+    (``"0.weight"``, ``"2.bias"``, ``"1.running_mean"``) and hold the very arrays of the children, so an optimizer that
     updates it in place updates the children. Assigning a new array to a key
     does not reach the child: use :meth:`load_state_dict`.
 
@@ -356,6 +370,11 @@ class Sequential(Module):
     @property
     def params(self):
         return {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.params.items()}
+
+    @property
+    def buffers(self):
+        """The children's buffers, keyed as params are (``"1.running_mean"``), the very arrays."""
+        return {f"{i}.{k}": v for i, m in enumerate(self.modules) for k, v in m.buffers.items()}
 
     def to(self, dtype):
         for m in self.modules:

@@ -1,7 +1,7 @@
 """Plain forward and backward kernels: the math of every npnet layer and loss.
 
 One file per family: ``linear.py``, ``activations.py`` (softmax and log-softmax
-included), ``dropout.py`` and ``losses.py``; every kernel is importable from here.
+included), ``dropout.py``, ``losses.py`` and ``normalization.py``; every kernel is importable from here.
 
 Each forward kernel ``f(X, ...)`` has its backward ``f_backward(dY, ...)`` right
 below it, each a direct transcription of the formula in its docstring. They are
@@ -35,6 +35,8 @@ from .linear import linear, linear_backward  # noqa: F401
 from .losses import (  # noqa: F401
     cross_entropy, cross_entropy_backward, cross_entropy_with_backward, mse_loss, mse_loss_backward,
     nll_loss, nll_loss_backward)
+from .normalization import (  # noqa: F401
+    batch_norm, batch_norm_backward, batch_norm_with_backward, layer_norm, layer_norm_backward)
 
 __all__ = [
     "linear", "linear_backward",
@@ -44,4 +46,5 @@ __all__ = [
     "dropout_mask", "dropout", "dropout_backward",
     "cross_entropy", "cross_entropy_backward", "cross_entropy_with_backward",
     "nll_loss", "nll_loss_backward", "mse_loss", "mse_loss_backward",
+    "batch_norm", "batch_norm_backward", "batch_norm_with_backward", "layer_norm", "layer_norm_backward",
 ]
