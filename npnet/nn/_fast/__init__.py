@@ -257,3 +257,4 @@ def _shifted_exp(R, out, flat_t):
     z_t = Z.reshape(-1).take(flat_t)
     np.exp(Z, out=Z)
     return z_t, _sum(Z, 1)[:, 0]
+from .pooling import max_pool2d, max_pool2d_backward  # noqa: E402,F401  (pooling's twins)
