@@ -95,6 +95,8 @@ def cases(quick=False):
         out.append(_module_case(name, str(ew_shape), m, tm, randn(*ew_shape, scale=2), randn(*ew_shape)))
     out.append(_dropout_case(ew_shape, randn(*ew_shape), randn(*ew_shape)))
     out.append(_mlp_step_case(quick))
+    from . import pooling
+    out += pooling.cases(quick)
     return out
 
 
