@@ -186,9 +186,10 @@ def avg_pool2d(X, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """
     Xp, _, out, at = _windows(X, kernel_size, stride, padding, (1, 1), ceil_mode, 0)
     Y = np.zeros(X.shape[:-2] + out, X.dtype)
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            Y += Xp[at(i, j)]
+    with np.errstate(invalid="ignore"):   # inf + -inf in a window is nan, as torch's
+        for i in range(kernel_size[0]):
+            for j in range(kernel_size[1]):
+                Y += Xp[at(i, j)]
     return Y / _divisor(X.shape[-2:], kernel_size, stride, padding, out, count_include_pad).astype(X.dtype)
 
 
@@ -203,7 +204,8 @@ def avg_pool2d_backward(dY, X, kernel_size, stride=None, padding=0, ceil_mode=Fa
     Xp, _, out, at = _windows(X, kernel_size, stride, padding, (1, 1), ceil_mode, 0)
     G = dY / _divisor(X.shape[-2:], kernel_size, stride, padding, out, count_include_pad).astype(X.dtype)
     dXp = np.zeros(Xp.shape, X.dtype)
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            dXp[at(i, j)] += G
+    with np.errstate(invalid="ignore"):   # overlapping windows: inf + -inf is nan, as torch's
+        for i in range(kernel_size[0]):
+            for j in range(kernel_size[1]):
+                dXp[at(i, j)] += G
     return _unpad(dXp, padding, X.shape)
