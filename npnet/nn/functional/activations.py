@@ -170,13 +170,14 @@ def gelu(X, approximate="none"):
     approximate="tanh":  Y = X / 2 * (1 + tanh(sqrt(2/pi) * (X + 0.044715 X^3))).
 
     The exact form runs in float64 and is rounded once to X's dtype; the tanh form
-    runs in X's dtype, as torch's does.
+    runs in X's dtype, as torch's does. gelu(-inf) is nan (-inf * 0), as torch's.
     """
-    if approximate == "tanh":
-        inner = X.dtype.type(_SQRT_2_OVER_PI) * (X + X.dtype.type(_KAPPA) * X * X * X)
-        return np.asarray(0.5 * X * (1 + np.tanh(inner)), X.dtype)
-    x = X.astype(np.float64)
-    return np.asarray(x / 2 * (1 + _erf(x / np.sqrt(2))), X.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):   # x^3 overflows to inf; -inf * 0 is nan, as torch
+        if approximate == "tanh":
+            inner = X.dtype.type(_SQRT_2_OVER_PI) * (X + X.dtype.type(_KAPPA) * X * X * X)
+            return np.asarray(0.5 * X * (1 + np.tanh(inner)), X.dtype)
+        x = X.astype(np.float64)
+        return np.asarray(x / 2 * (1 + _erf(x / np.sqrt(2))), X.dtype)
 
 
 @kernel(_check_gelu_backward)
@@ -184,14 +185,15 @@ def gelu_backward(dY, X, approximate="none"):
     """dX = dY * (Phi(X) + X phi(X)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi) the normal density;
     for "tanh", torch's derivative of its tanh form:
     dY * (0.5 (1 + t) + 0.5 X (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 X^2)), t = tanh(inner)."""
-    if approximate == "tanh":
-        k, kappa = X.dtype.type(_SQRT_2_OVER_PI), X.dtype.type(_KAPPA)
-        t = np.tanh(k * (X + kappa * X * X * X))
-        return np.asarray(dY * (0.5 * (1 + t) + 0.5 * X * (1 - t * t) * k * (1 + 3 * kappa * X * X)), X.dtype)
-    x = X.astype(np.float64)
-    cdf = (1 + _erf(x / np.sqrt(2))) / 2
-    pdf = np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
-    return np.asarray(dY * (cdf + x * pdf), X.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):   # as in gelu: at +-inf the gradient is nan, as torch's
+        if approximate == "tanh":
+            k, kappa = X.dtype.type(_SQRT_2_OVER_PI), X.dtype.type(_KAPPA)
+            t = np.tanh(k * (X + kappa * X * X * X))
+            return np.asarray(dY * (0.5 * (1 + t) + 0.5 * X * (1 - t * t) * k * (1 + 3 * kappa * X * X)), X.dtype)
+        x = X.astype(np.float64)
+        cdf = (1 + _erf(x / np.sqrt(2))) / 2
+        pdf = np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
+        return np.asarray(dY * (cdf + x * pdf), X.dtype)
 
 
 # erf(x) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to x, by W. J. Cody's rational Chebyshev
