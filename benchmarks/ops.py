@@ -97,6 +97,8 @@ def cases(quick=False):
     out.append(_mlp_step_case(quick))
     from . import normalization   # here: normalization imports _module_case from this module
     out += normalization.cases(quick)
+    from . import pooling
+    out += pooling.cases(quick)
     return out
 
 

@@ -179,7 +179,7 @@ def _sequential_strategy(d, shape):
     choices = [e for e in registry.entries("layer", "activation", "kernel") if e.cls is not nn.Sequential]
     modules = []
     for _ in range(d.integers(1, 3)):
-        module, _ = d.choice(choices).strategy(d, shape)
+        module, _ = d.choice([e for e in choices if e.takes(len(shape))]).strategy(d, shape)
         modules.append(module)
         shape = module(np.zeros(shape, d.dtype)).shape
         if not shape:
@@ -625,3 +625,122 @@ registry.register(
                    ("LayerNorm((3, 5)), bias=False", nn.LayerNorm((3, 5), bias=False), _x3(), {}),
                    ("LayerNorm(12), zeros and 1e4 inputs", nn.LayerNorm(12), _with_specials(_x(), 25), {})],
     strategy=_ln_strategy)
+# ----------------------------------------------------------------- GELU and pooling
+
+_KBETA, _KAPPA = np.sqrt(2 / np.pi), 0.044715
+
+
+def _gelu_backward(b):
+    # |gelu'| <= 1.13 and |gelu''| <= 0.8 (both forms); the tanh form's derivative reads
+    # 1 - tanh^2 times x (1 + 3 kappa x^2), whose rounding grows with |x|^3
+    extra = 0.0
+    if b.mod.approximate == "tanh":
+        extra = b.a * b.ax * _KBETA * (1 + 3 * _KAPPA * b.x * b.x)
+    return 1.2 * b.a + extra + b.ag * (b.m + b.m_out)
+
+
+registry.register(
+    nn.GELU, group="activation", twin=lambda m, replay: torch.nn.GELU(approximate=m.approximate),
+    # y = x Phi(x): 1 + erf(x / sqrt 2) cancels for x < 0, leaving an error of about eps |x|
+    bound=elementwise(lambda b: np.abs(b.y) + b.ax + 1.2 * b.m, _gelu_backward),
+    cases=lambda: [("GELU", nn.GELU(), _with_specials(_x() * 3, 20, big=30.0), {}),
+                   ("GELU(approximate='tanh')", nn.GELU("tanh"), _with_specials(_x() * 3, 21, big=30.0), {})],
+    strategy=lambda d, shape: (nn.GELU(d.choice(["none", "tanh"])), {}))
+
+
+def _pool_twin(m, replay=None):
+    if isinstance(m, nn.MaxPool2d):
+        return torch.nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
+    return torch.nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode,
+                              count_include_pad=m.count_include_pad)
+
+
+def _windows_of(m, x, y):
+    """Each window's values of ``x`` (N*C, kh*kw, out_h*out_w), padded with -inf as far as the
+    windows reach (ceil_mode's last ones included), and the fold back to x's shape."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = m.kernel_size, m.stride, m.padding, m.dilation
+    H, W = x.shape[-2:]
+    oh, ow = y.shape[-2:]
+    extra = (max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - H - 2 * ph), max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - W - 2 * pw))
+    size = (H + 2 * ph + extra[0], W + 2 * pw + extra[1])
+    args = dict(kernel_size=(kh, kw), dilation=(dh, dw), stride=(sh, sw))
+
+    def unfold(a, fill):
+        t = torch.from_numpy(np.ascontiguousarray(a)).reshape(-1, 1, H, W)
+        t = torch.nn.functional.pad(t, (pw, pw + extra[1], ph, ph + extra[0]), value=fill)
+        return torch.nn.functional.unfold(t, **args)
+
+    def fold(cols):
+        full = torch.nn.functional.fold(cols, size, **args)
+        return full[..., ph:ph + H, pw:pw + W].reshape(x.shape).numpy()
+
+    return unfold, fold
+
+
+def _max_pool_backward(b):
+    """The gradient goes where torch's went (a scatter of |g| + mg); where the input's error
+    could reorder a window's near-maxima, any of them may take it: allow all of it there."""
+    m_dx = _vjp(_pool_twin(b.mod), b.x, b.a)
+    unfold, fold = _windows_of(b.mod, b.x, b.y)
+    cols = unfold(b.x, -np.inf)                                   # (N*C, k, L)
+    top = torch.from_numpy(b.y.reshape(cols.shape[0], 1, -1))
+    width = torch.from_numpy(2 * b.e * b.m_out.reshape(cols.shape[0], 1, -1))
+    near = (cols >= top - width) & (width > 0)
+    unsure = near.sum(dim=1, keepdim=True) > 1
+    allow = torch.from_numpy(b.a.reshape(cols.shape[0], 1, -1) / b.e)
+    return m_dx + fold((near & unsure) * allow)
+
+
+def _vjp(tw, x, g):
+    xt = torch.from_numpy(x).requires_grad_()
+    (gx,) = torch.autograd.grad(tw(xt), xt, torch.from_numpy(g))
+    return gx.numpy()
+
+
+def _pool_run(m, a):
+    with torch.no_grad():
+        return _pool_twin(m)(torch.from_numpy(a)).numpy()
+
+
+def _pool_strategy(cls, d, shape):
+    """A pool for an input (N, C, H, W) or (C, H, W): kernels up to the input, padding up to
+    half the kernel, dilation (max pool; with no padding, so no window lies all in padding)."""
+    H, W = shape[-2:]
+    k = (d.integers(1, H), d.integers(1, W))
+    p = (d.integers(0, k[0] // 2), d.integers(0, k[1] // 2))
+    kw = dict(stride=d.choice([None, 1, 2, 3, (1, 2)]), padding=p if d.boolean() else p[0] if p[0] == p[1] else p,
+              ceil_mode=d.boolean())
+    if cls is nn.MaxPool2d:
+        if p == (0, 0):
+            kw["dilation"] = tuple(d.integers(1, max(1, (n - 1) // (kk - 1) if kk > 1 else 3)) for n, kk in zip((H, W), k))
+    else:
+        kw["count_include_pad"] = d.boolean()
+    return cls(k if k[0] != k[1] else k[0], **kw), {}
+
+
+def _pool_cases(cls):
+    x = _normal((2, 3, 7, 6), 22)
+    ties = np.round(_normal((2, 2, 6, 6), 23))           # many equal values: the first maximum takes the gradient
+    rows = [(f"{cls.__name__}(2)", cls(2), x),
+            (f"{cls.__name__}(3, stride=2, padding=1, ceil_mode=True)", cls(3, 2, 1, ceil_mode=True), x),
+            (f"{cls.__name__}((2, 3), stride=1), unbatched", cls((2, 3), stride=1), x[0])]
+    if cls is nn.MaxPool2d:
+        rows += [("MaxPool2d(2), ties", cls(2), ties), ("MaxPool2d(2, dilation=2)", cls(2, dilation=2), x)]
+    else:
+        rows += [("AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)",
+                  cls(3, 2, 1, ceil_mode=True, count_include_pad=False), x)]
+    return [(name, m, inp, {}) for name, m, inp in rows]
+
+
+registry.register(
+    nn.MaxPool2d, group="layer", twin=_pool_twin, ndims=(3, 4),
+    # y = a max: exact, off by at most the largest input error in its window
+    bound=Bound(lambda b: _pool_run(b.mod, b.m), _max_pool_backward, K=1),
+    cases=lambda: _pool_cases(nn.MaxPool2d), strategy=lambda d, shape: _pool_strategy(nn.MaxPool2d, d, shape))
+
+registry.register(
+    nn.AvgPool2d, group="layer", twin=_pool_twin, ndims=(3, 4),
+    # y = a mean of kh * kw terms; its backward spreads g / count back over each window
+    bound=Bound(lambda b: _pool_run(b.mod, b.ax + b.m), lambda b: _vjp(_pool_twin(b.mod), b.x, b.a),
+                K=lambda mod, x: mod.kernel_size[0] * mod.kernel_size[1]),
+    cases=lambda: _pool_cases(nn.AvgPool2d), strategy=lambda d, shape: _pool_strategy(nn.AvgPool2d, d, shape))

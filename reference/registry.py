@@ -13,7 +13,9 @@ An entry declares, for one npnet module (or loss) class:
   arguments) for an input of ``shape``, drawn through ``d`` (``d.dtype``,
   ``d.integers(lo, hi)``, ``d.choice(seq)``, ``d.boolean()``, ``d.rng()``,
   ``d.array(shape)``; tests/strategies.py implements it over hypothesis, so
-  this package needs no hypothesis).
+  this package needs no hypothesis);
+- ``ndims`` (optional): the numbers of input axes the module takes, e.g. ``(3, 4)``
+  for a 2-d pooling; the strategies draw it only for such inputs (default: any).
 
 ``reference.twin``, ``reference.compare``, ``python -m reference``, the lockstep
 twin of ``npnet train --check-torch`` and the hypothesis strategies all read the
@@ -62,13 +64,18 @@ class Entry:
     bound: "Bound | LossBound"
     cases: Callable
     strategy: Callable
+    ndims: tuple = None
 
     @property
     def is_loss(self):
         return isinstance(self.bound, LossBound)
 
+    def takes(self, ndim):
+        """Whether the module takes an input of ``ndim`` axes (see ``ndims``)."""
+        return self.ndims is None or ndim in self.ndims
 
-def register(cls, *, group, twin, bound, cases, strategy):
+
+def register(cls, *, group, twin, bound, cases, strategy, ndims=None):
     """Declare ``cls``'s torch twin, error bound, table cases and strategy hook.
 
     Every field is required and checked now: a missing or ill-typed one raises
@@ -92,7 +99,9 @@ def register(cls, *, group, twin, bound, cases, strategy):
     if group != "loss" and not isinstance(bound, Bound):
         raise TypeError(f"register({cls.__name__}): bound must be a Bound (elementwise(...), along_axis(...), "
                         f"moves_values(), chain() or Bound(forward, backward, K=...)), got {bound!r}")
-    entry = Entry(cls, group, twin, bound, cases, strategy)
+    if ndims is not None and not (isinstance(ndims, tuple) and all(isinstance(n, int) for n in ndims)):
+        raise TypeError(f"register({cls.__name__}): ndims must be None or a tuple of ints, got {ndims!r}")
+    entry = Entry(cls, group, twin, bound, cases, strategy, ndims)
     _ENTRIES[cls] = entry
     return entry
 

@@ -105,7 +105,7 @@ class Drawer:
 def registered_modules(draw, shape, dtype=np.float64, groups=("layer", "activation", "kernel", "loss")):
     """(entry, module, compare keyword arguments) from any registered entry of ``groups``,
     for an input of ``shape``: the entry's strategy hook decides the rest."""
-    entry = draw(st.sampled_from(registry.entries(*groups)))
+    entry = draw(st.sampled_from([e for e in registry.entries(*groups) if e.takes(len(shape))]))
     module, kw = entry.strategy(Drawer(draw, dtype), tuple(shape))
     if isinstance(module, nn.Module):
         module.to(dtype)

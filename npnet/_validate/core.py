@@ -400,5 +400,18 @@ def classification(scores, name, target, weight, ignore_index, *, allow_probs):
     return scores
 
 
+def int_pair(value, name, *, low=0):
+    """An int or a pair of ints (torch's ``_pair``: kernel sizes, strides, paddings), each >= ``low``,
+    returned as a tuple of two Python ints."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in items):
+        got = repr(value) if isinstance(value, (tuple, list)) else describe(value)
+        raise TypeError(f"{name} must be an int or a pair of ints, got {got}")
+    items = tuple(int(v) for v in items)
+    if min(items) < low:
+        raise ValueError(f"{name} must be at least {low}, got {value!r}")
+    return items
+
+
 __all__ = ["FLOAT_DTYPES"] + [n for n, v in dict(globals()).items()
                               if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == __name__]

@@ -9,7 +9,7 @@ from . import functional as F
 from ._kernels import K   # the active kernels, unchecked: each module checks its arguments once
 from .layers import Module, _check_dy
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax"]
 
 
 class _Elementwise(Module):
@@ -95,6 +95,32 @@ class Tanh(_Elementwise):
     def __call__(self, X):
         self._check(X)
         return K.tanh(X)
+
+
+class GELU(_Elementwise):
+    """``x * Phi(x)``, Phi the standard normal CDF, as ``torch.nn.GELU``; ``approximate="tanh"``
+    uses torch's tanh form ``x / 2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = V.choice(approximate, "approximate", ("none", "tanh"))
+
+    def forward(self, X, train=True):
+        self._check(X)
+        Y = K.gelu(X, self.approximate)
+
+        def backward(dY, *, need_dx=True):
+            _check_dy(dY, Y, "GELU")
+            return K.gelu_backward(dY, X, self.approximate), {}   # dX = dY (Phi(X) + X phi(X))
+
+        return Y, backward
+
+    def __call__(self, X):
+        self._check(X)
+        return K.gelu(X, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
 
 
 class Softmax(_Elementwise):

@@ -28,10 +28,11 @@ Example::
     array([[0.09  , 0.2447, 0.6652]], dtype=float32)
 """
 from .activations import (  # noqa: F401
-    leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward, relu, relu_backward,
+    gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward, relu, relu_backward,
     sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
 from .dropout import dropout, dropout_backward, dropout_mask  # noqa: F401
 from .linear import linear, linear_backward  # noqa: F401
+from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from .losses import (  # noqa: F401
     cross_entropy, cross_entropy_backward, cross_entropy_with_backward, mse_loss, mse_loss_backward,
     nll_loss, nll_loss_backward)
@@ -41,10 +42,11 @@ from .normalization import (  # noqa: F401
 __all__ = [
     "linear", "linear_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu", "gelu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "dropout_mask", "dropout", "dropout_backward",
     "cross_entropy", "cross_entropy_backward", "cross_entropy_with_backward",
     "nll_loss", "nll_loss_backward", "mse_loss", "mse_loss_backward",
     "batch_norm", "batch_norm_backward", "batch_norm_with_backward", "layer_norm", "layer_norm_backward",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
 ]
