@@ -26,9 +26,12 @@ Outcomes:
 - ``REF``: the result equals the row's reference (torch where torch computes),
   NaN and inf in the same places: how NaN, inf and empty batches are judged.
 - ``OK``: returns without an error (no reference to compare with).
-- ``Raises(TypeError | ValueError, match)``: the message names the argument
-  (``match``, usually ``named(argument)``) and says what was expected and what
-  arrived (``check_raises`` looks for those words, not for a wording).
+- ``Names(TypeError | ValueError, argument, *shows)``: an error of that kind whose
+  message names the argument and says what was expected or what arrived
+  (``check_raises`` looks for those words, not for a wording); ``shows`` are
+  values the message must hold verbatim, for a row whose point is a value (the
+  offending class index, the shape that arrived). ``Raises(exc, regex)`` is the
+  general form, for the few errors that are not about one argument.
 - ``Deviates(outcome, reason)``: a known deviation from torch; the row runs as a
   strict xfail, so it fails loudly the day the deviation is fixed.
 
@@ -49,6 +52,7 @@ Empty batch (N = 0), decided as torch decides:
   batch is refused (its mean loss would be NaN and look like divergence).
 - ``kfold``/``get_k_fold_data`` need n >= k (no empty fold).
 """
+import contextlib
 import copy
 import dataclasses
 import errno
@@ -96,12 +100,26 @@ def rng(seed=0):
 
 @dataclass(frozen=True)
 class Raises:
+    """An error of kind ``exc`` whose message matches the regex ``match`` (usually
+    ``named(argument)``) and holds each string of ``shows`` verbatim. Written
+    ``Names(exc, argument, *shows)`` in the tables."""
     exc: Any
     match: str
+    shows: tuple = ()
 
     def __repr__(self):
         names = "|".join(e.__name__ for e in (self.exc if isinstance(self.exc, tuple) else (self.exc,)))
-        return f"Raises({names}, {self.match!r})"
+        return f"Raises({names}, {self.match!r}{''.join(', ' + repr(s) for s in self.shows)})"
+
+
+def Names(exc, argument, *shows):
+    """The outcome of a bad argument: an ``exc`` (a class or a tuple) whose message names
+    ``argument`` as a whole word (a tuple of names: each of them), and, where a row is about a value (the offending class
+    index, the shape that arrived), holds each of ``shows`` verbatim. The wording is free:
+    ``check_raises`` asks only that the message say what was expected or what arrived."""
+    if isinstance(argument, tuple):
+        return Raises(exc, "(?s)^" + "".join(f"(?=.*{named(a)})" for a in argument), tuple(shows))
+    return Raises(exc, named(argument), tuple(shows))
 
 
 SAME, REF, OK = "SAME", "REF", "OK"
@@ -214,12 +232,25 @@ def assert_same(got, want, *, exact=True, where="result"):
         assert got == want, f"{where}: {got!r} != {want!r}"
 
 
+@contextlib.contextmanager
+def refuses(exc, argument, *shows):
+    """``pytest.raises`` for a bad argument, as ``Names``: the kind of error, the argument
+    named, each of ``shows`` verbatim; the rest of the wording is free."""
+    outcome = Names(exc, argument, *shows)
+    with pytest.raises(outcome.exc, match=outcome.match) as info:
+        yield info
+    for shown in outcome.shows:
+        assert shown in str(info.value), f"{shown!r} is not in the message: {info.value}"
+
+
 def check_raises(outcome, call):
     """Run call, expecting ``outcome`` (a Raises); the message must say what arrived or was expected."""
     with pytest.raises(outcome.exc, match=outcome.match) as info:
         call()
     assert not isinstance(info.value, FORBIDDEN), f"{type(info.value).__name__} reached the user: {info.value}"
     message = str(info.value)
+    for shown in outcome.shows:
+        assert shown in message, f"{shown!r} is not in the message: {message}"
     assert re.search(r"\b(got|expected|expects|must|needs|not|no|refused|only|cannot|allowed|would)\b", message), message
     assert "\n" not in message.strip() or isinstance(info.value, DataError), message
     return info.value
@@ -333,7 +364,7 @@ def outcome_of(arg, bad):
         return SKIP
     if bad in arg.over:
         return arg.over[bad]
-    type_error = Raises(TypeError, named(arg.name))
+    type_error = Names(TypeError, arg.name)
     if bad in ("list", "None", "str", "number"):
         return type_error
     if bad == "empty":
@@ -353,7 +384,8 @@ def outcome_of(arg, bad):
     if bad == "int32":
         return SAME
     if bad in ("out-of-range", "negative"):
-        return Raises(ValueError, r"class index -?\d+ outside \[0, \d+\)")
+        # the point of the row is the offending index: the message must show it
+        return Names(ValueError, arg.name, "99" if bad == "out-of-range" else "-3")
     return type_error   # a wrong dtype
 
 
@@ -423,41 +455,55 @@ def ce_back_ref(a):
     return g
 
 
+# A wrong_shape row shows the shape that arrived: labels of shape (N, 1) against N
+# predictions are the classic mistake, and the message is where the user sees it.
 CE_TARGET = dict(
-    kind="index", zero_d=Raises(ValueError, r"target of class indices must have shape \(4,\) .*got \(\)"),
-    wrong_shape=(lambda v: v[:, None],
-                 Raises(ValueError, r"target of class indices must have shape \(4,\) .*got \(4, 1\)")),
-    over={"float32": Raises(ValueError, r"target of class probabilities must have the input's shape \(4, 5\), got \(4,\)"),
-          "bool": Raises(TypeError, r"target must have an integer dtype \(class indices\) or the input's float dtype"),
-          "object": Raises(TypeError, r"target must have an integer dtype"),
-          "complex": Raises(TypeError, r"target must have an integer dtype")})
+    kind="index", zero_d=Names(ValueError, "target"),
+    wrong_shape=(lambda v: v[:, None], Names(ValueError, "target", "(4, 1)")),
+    # float targets are class probabilities, so float32 indices are a shape error, not a dtype error
+    over={"float32": Names(ValueError, "target"), "bool": Names(TypeError, "target"),
+          "object": Names(TypeError, "target"), "complex": Names(TypeError, "target")})
 CE_INPUT = dict(
-    zero_d=Raises(ValueError, r"input must have at least 1 dimension"),
-    wrong_shape=(lambda v: v[:3],
-                 Raises(ValueError, r"target of class indices must have shape \(3,\) for input of shape \(3, 5\)")),
-    mixed=Raises(TypeError, r"weight must have dtype float64 to match the input, got float32"))
+    zero_d=Names(ValueError, "input"),
+    # fewer rows of input than targets: the message names the target and shows the input's shape
+    wrong_shape=(lambda v: v[:3], Names(ValueError, "target", "(3, 5)")),
+    mixed=Names(TypeError, "weight"))
 CE_WEIGHT = dict(
-    zero_d=Raises(ValueError, r"weight must have shape \(5,\), got \(\)"),
-    wrong_shape=(lambda v: v[:-1], Raises(ValueError, r"weight must have shape \(5,\), got \(4,\)")),
-    mixed=Raises(TypeError, r"weight must have dtype float32 to match the input, got float64"), over={"None": REF})
+    zero_d=Names(ValueError, "weight"),
+    wrong_shape=(lambda v: v[:-1], Names(ValueError, "weight", "(4,)")),
+    mixed=Names(TypeError, "weight"), over={"None": REF})
 CE_INF = Deviates(REF, "with an infinite dloss the fused gradient scale * (p - onehot) gives -inf at the "
                         "target class; torch's unfused nll + log_softmax backward gives inf - inf = nan there")
 
+# an upstream gradient (dY of a kernel, dy of a module, dloss of a loss, grads[...] of a step)
+# goes through one check, _validate.like: a wrong shape is a ValueError, the other float
+# dtype a TypeError, and both name the argument, whichever caller it reaches through
+def like_rows(name, cut=lambda v: v[:, :-1], zero_d=True):
+    """The zero_d, wrong_shape and mixed outcomes of an array checked against another by
+    ``_validate.like``: ``cut`` makes the badly shaped value; ``zero_d=False`` for an
+    argument that is 0-d itself (``dloss`` of a mean)."""
+    rows = dict(wrong_shape=(cut, Names(ValueError, name)), mixed=Names(TypeError, name))
+    return dict(rows, zero_d=Names(ValueError, name)) if zero_d else rows
+
+
+DLOSS = like_rows("dloss", cut=lambda v: v.reshape(1), zero_d=False)
+
+# the input of F.linear and of nn.Linear: one feature too many, or no feature axis at all
+LINEAR_INPUT = dict(zero_d=Names(ValueError, "input"),
+                    wrong_shape=(lambda v: randn(4, v.shape[-1] + 1), Names(ValueError, "input")),
+                    mixed=Names(TypeError, "input"))
+
 nll_args = lambda: {"X": F.log_softmax(randn(4, C), 1), "t": labels(4), "w": None}   # noqa: E731
 nll_empty = lambda: {"X": randn(0, C), "t": labels(0), "w": None}   # noqa: E731
-NLL_TARGET = dict(CE_TARGET, over={"float32": Raises(TypeError,
-                                                       r"target must have an integer dtype \(class indices\), got float32"),
-                                     "bool": Raises(TypeError, r"target must have an integer dtype"),
-                                     "object": Raises(TypeError, r"target must have an integer dtype"),
-                                     "complex": Raises(TypeError, r"target must have an integer dtype")})
+NLL_TARGET = dict(CE_TARGET, over={k: Names(TypeError, "target") for k in ("float32", "bool", "object", "complex")})
 
 mse_args = lambda: {"X": X0(), "Y": D0(), "dloss": None}   # noqa: E731
 mse_empty = lambda: {"X": randn(0, 5), "Y": randn(0, 5), "dloss": None}   # noqa: E731
 mse_ref = lambda a: nt(TF.mse_loss(tt(a["X"]), tt(a["Y"])))   # noqa: E731
 mseb_ref = lambda a: grad_of(lambda X, Y: TF.mse_loss(X, Y), X=a["X"], Y=a["Y"])(   # noqa: E731
     a["dloss"] if a["dloss"] is not None else np.ones((), a["X"].dtype), ("X",))[0]
-MSE = dict(zero_d=Raises(ValueError, r"target must have shape"),
-            wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"target must have shape")))
+MSE = dict(zero_d=Names(ValueError, "target"), wrong_shape=(lambda v: v[:, :-1], Names(ValueError, "target")),
+           mixed=Names(TypeError, "target"))   # for the input row too: the target is checked against the input
 
 
 # =========================================================================== 2. other arguments
@@ -472,7 +518,7 @@ NOT_A_NUMBER = ("None", "str", "list", "bool", "complex", "array", "object")
 
 def kind_outcome(kind, bad, name):
     """The default outcome of BAD_SCALARS[bad] for an argument of this kind (OK: accepted)."""
-    T_, V_ = Raises(TypeError, named(name)), Raises(ValueError, named(name))
+    T_, V_ = Names(TypeError, name), Names(ValueError, name)
     optional = kind.endswith("?")
     kind = kind.rstrip("?")
     if bad == "None" and optional:
@@ -501,7 +547,7 @@ def kind_outcome(kind, bad, name):
         return OK   # "1" is a path
     if kind == "json":   # anything json.dumps(allow_nan=False) takes is fine
         refused = bad in ("nan", "inf", "complex", "array", "object")
-        return Raises((TypeError, ValueError), named(name)) if refused else OK
+        return Names((TypeError, ValueError), name) if refused else OK
     return T_   # generator, dtype, path, module, loss, optimizer, loader, callable... : a wrong type
 
 
@@ -548,14 +594,13 @@ class Ctx:
 SPECIAL_KINDS = {
     # kinds whose good values are not in BAD_SCALARS, and which values are fine for them
     "shape": {"list": OK},
-    "mirrors": {"None": OK, "str": Raises(ValueError, r"mirrors must hold http:// or https:// base URLs, got '1'"),
-                "list": Raises(ValueError, r"mirrors must hold http:// or https:// base URLs, got 1")},
+    "mirrors": {"None": OK, "str": Names(ValueError, "mirrors"), "list": Names(ValueError, "mirrors")},
     "rngs": {},
-    "history": {"list": Raises(TypeError, r"(history|metrics)\[0\] must be an EpochResult or a dict")},
-    "callbacks": {"list": Raises(TypeError, r"callbacks\[0\] must be an object with on_step"),
-                  "str": Raises(TypeError, r"callbacks must be a list or tuple")},
-    "loader": {"list": Raises(TypeError, r"batch 1 of loader must be a pair \(X, y\) of numpy arrays, got int")},
-    "params": {"list": Raises(TypeError, r"params must be a dict of name -> numpy.ndarray")},
+    # fit names the list history, plot_history names it metrics
+    "history": {"list": Raises(TypeError, f"{named('history[0]')}|{named('metrics[0]')}")},
+    "callbacks": {"list": Names(TypeError, "callbacks[0]"), "str": Names(TypeError, "callbacks")},
+    "loader": {"list": Names(TypeError, "loader")},
+    "params": {"list": Names(TypeError, "params")},
 }
 
 

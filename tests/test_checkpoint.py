@@ -370,7 +370,7 @@ def test_sigkill_while_writing_checkpoints_leaves_a_loadable_one(tmp_path):
 # =========================================================================== bad inputs
 # Every argument of save_checkpoint, load_checkpoint and Checkpoint.restore,
 # crossed with the bad values of tests/badinput.py (its docstring says what
-# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express, the loader under fuzz, and a full disk.
+# SAME, REF, OK, Names and Deviates mean), then the rows the tables cannot express, the loader under fuzz, and a full disk.
 
 import re  # noqa: E402
 import struct  # noqa: E402
@@ -385,7 +385,7 @@ from npnet import nn  # noqa: E402
 
 from runs import tiny_run  # noqa: E402
 from badinput import (  # noqa: E402, F401  (ctx is a fixture)
-    Raises, SKIP, ScalarTable, check_scalar_row, check_special_row, ctx, enospc, rng,
+    Names, Raises, SKIP, ScalarTable, check_scalar_row, check_special_row, ctx, enospc, rng,
     special_params)
 
 SCALARS = ScalarTable()
@@ -416,7 +416,7 @@ def test_other_argument(ctx, s, bad, outcome):
 SPECIAL = [
     # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
     ("save_checkpoint(rng={'a': None})", lambda c: c.save(rng={"a": None}),
-     Raises(TypeError, r"rng\['a'\] must be a numpy.random.Generator, got NoneType")),
+     Names(TypeError, "rng['a']")),
     ("save_checkpoint into a missing directory", lambda c: c.save(path=os.path.join(c.tmp, "no", "c.npz")),
      Raises(CheckpointError, r"cannot write checkpoint .*no/c.npz: No such file or directory")),
     ("load_checkpoint(directory)", lambda c: T.load_checkpoint(c.tmp), Raises(CheckpointError, r"cannot read it")),

@@ -197,10 +197,10 @@ def test_gradcheck_with_zero_atol_does_not_warn():
 # =========================================================================== bad inputs
 # Every array and every other argument of gradcheck,
 # crossed with the bad values of tests/badinput.py (its docstring says what
-# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+# SAME, REF, OK, Names and Deviates mean), then the rows the tables cannot express.
 
 from badinput import (  # noqa: E402, F401  (ctx is a fixture)
-    ArrayTable, OK, Raises, SAME, ScalarTable, check_array_row, check_scalar_row, check_special_row,
+    ArrayTable, OK, Names, SAME, ScalarTable, check_array_row, check_scalar_row, check_special_row,
     ctx, randn, rng, special_params)
 
 ARRAYS = ArrayTable()
@@ -213,12 +213,12 @@ def _gc(a):
 
 add("gradcheck(x)", _gc, lambda: {"x": randn(3, 4, dtype=np.float64), "m": nn.Linear(4, 2, rng=rng())}, "x",
     empty=lambda: {"x": randn(0, 4, dtype=np.float64), "m": nn.Linear(4, 2, rng=rng())},
-    zero_d=Raises(ValueError, r"expected input \(\.\.\., 4\), got \(\)"), over={"other-float": SAME},
-    wrong_shape=(lambda v: v[:, :-1], Raises(ValueError, r"expected input \(\.\.\., 4\), got \(3, 3\)")))
+    zero_d=Names(ValueError, "input"), over={"other-float": SAME},
+    wrong_shape=(lambda v: v[:, :-1], Names(ValueError, "input")))
 add("gradcheck(dy)", _gc, lambda: {"x": randn(3, 4, dtype=np.float64), "m": nn.Linear(4, 2, rng=rng()),
                                    "dy": randn(3, 2, seed=1, dtype=np.float64)}, "dy",
-    zero_d=Raises(ValueError, r"dy must have shape \(3, 2\), got \(\)"), over={"None": OK, "other-float": SAME},
-    wrong_shape=(lambda v: v.T, Raises(ValueError, r"dy must have shape \(3, 2\), got \(2, 3\)")))
+    zero_d=Names(ValueError, "dy"), over={"None": OK, "other-float": SAME},
+    wrong_shape=(lambda v: v.T, Names(ValueError, "dy", "(2, 3)")))   # a transposed dy: shows what arrived
 
 
 @pytest.mark.parametrize("arg, bad, outcome", ARRAYS.params())
@@ -240,7 +240,7 @@ scalar("gradcheck(train)", lambda v, c: gradcheck(_lin(), _gx, train=v), "train"
 scalar("gradcheck(seed)", lambda v, c: gradcheck(_lin(), _gx, seed=v), "seed", "int>=0")
 scalar("gradcheck(target)", lambda v, c: gradcheck(_lin(), _gx, target=v), "target", "array?")
 scalar("gradcheck(loss, target=)", lambda v, c: gradcheck(nn.MSELoss(), _gx, target=v), "target", "array",
-       over={"array": Raises(ValueError, r"target must have shape \(3, 4\), got \(2,\)")})
+       over={"array": Names(ValueError, "target")})
 
 
 @pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
@@ -251,7 +251,7 @@ def test_other_argument(ctx, s, bad, outcome):
 SPECIAL = [
     # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
     ("gradcheck(loss) without target", lambda c: gradcheck(nn.MSELoss(), randn(2, 3)),
-     Raises(TypeError, r"target is needed to check a loss \(MSELoss\)")),
+     Names(TypeError, "target")),
 ]
 
 

@@ -460,10 +460,10 @@ def test_trunc_normal_warns_like_torch_when_mean_is_far():
 # =========================================================================== bad inputs
 # Every array and every other argument of the initializers,
 # crossed with the bad values of tests/badinput.py (its docstring says what
-# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+# SAME, REF, OK, Names and Deviates mean), then the rows the tables cannot express.
 
 from badinput import (  # noqa: E402, F401  (ctx is a fixture)
-    ArrayTable, E, NOT_A_NUMBER, OK, Raises, SAME, ScalarTable, check_array_row,
+    ArrayTable, E, NOT_A_NUMBER, OK, Names, SAME, ScalarTable, check_array_row,
     check_scalar_row, check_special_row, ctx, special_params)
 
 ARRAYS = ArrayTable()
@@ -485,25 +485,19 @@ INITIALIZERS = [
     ("constant_", lambda A: init.constant_(A, 0.3), OK, OK),
     ("zeros_", init.zeros_, OK, OK),
     ("ones_", init.ones_, OK, OK),
-    ("eye_", init.eye_, Raises(ValueError, r"eye_ supports only 2-D arrays; array has shape \(\)"),
-     Raises(ValueError, r"eye_ supports only 2-D arrays; array has shape \(4, 5, 2\)")),
-    ("dirac_", init.dirac_, Raises(ValueError, r"dirac_ supports only 3-, 4- or 5-D arrays; array has shape \(\)"), OK),
-    ("xavier_uniform_", lambda A: init.xavier_uniform_(A, rng=rng()),
-     Raises(ValueError, r"fewer than 2 dimensions; array has shape \(\)"), OK),
-    ("xavier_normal_", lambda A: init.xavier_normal_(A, rng=rng()),
-     Raises(ValueError, r"fewer than 2 dimensions; array has shape \(\)"), OK),
-    ("kaiming_uniform_", lambda A: init.kaiming_uniform_(A, rng=rng()),
-     Raises(ValueError, r"fewer than 2 dimensions; array has shape \(\)"), OK),
-    ("kaiming_normal_", lambda A: init.kaiming_normal_(A, rng=rng()),
-     Raises(ValueError, r"fewer than 2 dimensions; array has shape \(\)"), OK),
-    ("orthogonal_", lambda A: init.orthogonal_(A, rng=rng()),
-     Raises(ValueError, r"orthogonal_ supports only arrays with 2 or more dimensions; array has shape \(\)"), OK),
+    ("eye_", init.eye_, Names(ValueError, "array"), Names(ValueError, "array", "(4, 5, 2)")),
+    ("dirac_", init.dirac_, Names(ValueError, "array"), OK),
+    ("xavier_uniform_", lambda A: init.xavier_uniform_(A, rng=rng()), Names(ValueError, "array"), OK),
+    ("xavier_normal_", lambda A: init.xavier_normal_(A, rng=rng()), Names(ValueError, "array"), OK),
+    ("kaiming_uniform_", lambda A: init.kaiming_uniform_(A, rng=rng()), Names(ValueError, "array"), OK),
+    ("kaiming_normal_", lambda A: init.kaiming_normal_(A, rng=rng()), Names(ValueError, "array"), OK),
+    ("orthogonal_", lambda A: init.orthogonal_(A, rng=rng()), Names(ValueError, "array"), OK),
 ]
 for _name, _fn, _zero_d, _wrong in INITIALIZERS:
     _good = (lambda: {"A": np.zeros((4, 5, 3), np.float32)}) if _name == "dirac_" else \
         (lambda: {"A": np.zeros(E, np.float32)})
     _wrong_shape = (lambda v: np.zeros((4, 5), v.dtype)) if _name == "dirac_" else (lambda v: np.zeros((4, 5, 2), v.dtype))
-    _wrong_outcome = Raises(ValueError, r"dirac_ supports only 3-, 4- or 5-D arrays; array has shape \(4, 5\)") \
+    _wrong_outcome = Names(ValueError, "array", "(4, 5)") \
         if _name == "dirac_" else _wrong
     # NaN and inf in the array are overwritten: the same fill as a clean array (SAME)
     add(f"init.{_name}(array)", _fill(_fn), _good, "A", "array", mutates=("A",), zero_d=_zero_d,
@@ -511,11 +505,11 @@ for _name, _fn, _zero_d, _wrong in INITIALIZERS:
         (lambda: {"A": np.zeros((0, 5), np.float32)}), wrong_shape=(_wrong_shape, _wrong_outcome),
         mixed=OK, over={
             "nan": SAME, "inf": SAME,
-            "readonly": Raises(ValueError, r"array is read-only \(flags.writeable is False\); initializers fill in place")})
+            "readonly": Names(ValueError, "array")})
 add("init.calculate_fan_in_and_fan_out(array)", lambda a: init.calculate_fan_in_and_fan_out(a["A"]),
     lambda: {"A": np.zeros((4, 5, 3), np.float32)}, "A", "array", kind="any",
     ref=lambda a: (a["A"].shape[1] * a["A"].shape[2], a["A"].shape[0] * a["A"].shape[2]),
-    zero_d=Raises(ValueError, r"fewer than 2 dimensions; array has shape \(\)"),
+    zero_d=Names(ValueError, "array"),
     empty=lambda: {"A": np.zeros((0, 5, 3))})
 
 
@@ -539,12 +533,11 @@ for _name, _params_ in (("uniform_", ("a", "b")), ("normal_", ("mean", "std")),
         if _name == "trunc_normal_" and _p == "std":
             _kind = "real>0"
         if _name == "uniform_" and _p == "b":
-            _over = {"negative": Raises(ValueError,
-                                        r"uniform_ expects a <= b \(the interval \[a, b\]\), got a=0.0 > b=-1.0")}
+            _over = {"negative": Names(ValueError, ("a", "b"), "-1.0")}   # the b that arrived
         if _name == "uniform_" and _p == "a":
-            _over = {k: Raises(ValueError, r"uniform_ expects a <= b") for k in ("big", "above-one")}
+            _over = {k: Names(ValueError, ("a", "b")) for k in ("big", "above-one")}
         if _name == "trunc_normal_" and _p == "a":
-            _over = {"big": Raises(ValueError, r"trunc_normal_ expects a <= b")}
+            _over = {"big": Names(ValueError, ("a", "b"))}
         if _name.startswith("xavier") and _p == "gain":
             _kind = "real>=0"
         scalar(f"init.{_name}({_p})", lambda v, c, fn=_fn, p=_p: fn(_A(), **{p: v}, rng=rng()), _p, _kind, over=_over)
@@ -555,12 +548,12 @@ for _name in ("kaiming_uniform_", "kaiming_normal_"):
            "nonlinearity", "choice")
 scalar("init.constant_(val)", lambda v, c: init.constant_(_A(), v), "val", "real", over={"nan": OK, "inf": OK})
 scalar("init.dirac_(groups)", lambda v, c: init.dirac_(np.zeros((4, 2, 3)), v), "groups", "int>=1",
-       over={"big": Raises(ValueError, r"groups=7 must divide dim 0 of array, which is 4")})
+       over={"big": Names(ValueError, "groups")})
 scalar("init.calculate_gain(nonlinearity)", lambda v, c: init.calculate_gain(v), "nonlinearity", "choice")
 scalar("init.calculate_gain(param)", lambda v, c: init.calculate_gain("leaky_relu", v), "param", "real?",
-       over={k: Raises(ValueError, r"param \(negative_slope of leaky_relu\) must be") for k in NOT_A_NUMBER[1:]})
+       over={k: Names(ValueError, "param") for k in NOT_A_NUMBER[1:]})
 scalar("init.calculate_fan_in_and_fan_out(array)", lambda v, c: init.calculate_fan_in_and_fan_out(v), "array", "array",
-       over={"array": Raises(ValueError, r"fewer than 2 dimensions; array has shape \(2,\)")})
+       over={"array": Names(ValueError, "array")})
 
 
 @pytest.mark.filterwarnings("ignore:mean is more than 2 std:UserWarning")   # trunc_normal_(mean=7), as torch
@@ -572,11 +565,11 @@ def test_other_argument(ctx, s, bad, outcome):
 SPECIAL = [
     # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
     ("init.calculate_gain('relu ')", lambda c: init.calculate_gain("relu "),
-     Raises(ValueError, r"nonlinearity must be one of .*; got 'relu '")),
+     Names(ValueError, "nonlinearity", "'relu '")),   # the trailing space must show
     ("init.dirac_ groups that do not divide", lambda c: init.dirac_(np.zeros((3, 2, 3)), 2),
-     Raises(ValueError, r"groups=2 must divide dim 0 of array, which is 3")),
+     Names(ValueError, "groups")),
     ("init.constant_ too large for float32", lambda c: init.constant_(np.zeros(2, np.float32), 1e300),
-     Raises(ValueError, r"val=1e\+300 does not fit in array's dtype float32")),
+     Names(ValueError, "val")),
 ]
 
 

@@ -689,12 +689,12 @@ def test_trains_a_sequential_like_torch():
 # =========================================================================== bad inputs
 # Every array and every other argument of the optimizers and schedulers,
 # crossed with the bad values of tests/badinput.py (its docstring says what
-# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express.
+# SAME, REF, OK, Names and Deviates mean), then the rows the tables cannot express.
 
 from strategies import torch_one_thread  # noqa: E402, F401  (a fixture)
 from badinput import (  # noqa: E402, F401  (ctx is a fixture)
-    ArrayTable, REF, Raises, ScalarTable, check_array_row, check_scalar_row, check_special_row, ctx,
-    nt, randn, special_params, tt)
+    ArrayTable, Names, REF, ScalarTable, check_array_row, check_scalar_row, check_special_row, ctx,
+    like_rows, nt, randn, special_params, tt)
 
 ARRAYS = ArrayTable()
 add = ARRAYS.add
@@ -742,16 +742,13 @@ for _id, _make, _tmake in OPTIMIZERS:
         empty=lambda make=_make: (lambda p: {"grads": _grads_for(p), "opt": make(p),
                                              "p0": {k: v.copy() for k, v in p.items()}})(_params((0, 4))),
         over={"None": REF},
-        zero_d=Raises(ValueError, r"grads\['w'\] must have shape \(3, 4\) like params\['w'\], got \(\)"),
-        wrong_shape=(lambda v: v.T, Raises(ValueError, r"grads\['w'\] must have shape \(3, 4\) like params\['w'\], "
-                                                       r"got \(4, 3\)")),
-        mixed=Raises(TypeError, r"grads\['w'\] must have dtype float32 like params\['w'\], got float64"))
+        **like_rows("grads['w']", cut=lambda v: v.T))
     # the constructor: params are updated in place, so they may be strided views but not read-only
     add(f"{_id}(params['w'])", lambda a, make=_make: _steps(make(a["params"]), _grads_for(a["params"])),
         lambda: {"params": _params()}, ("params", "w"), "params['w']", mutates=("params",),
         ref=lambda a, tmake=_tmake: _torch_steps(tmake, a["params"], _grads_for(a["params"])),
         empty=lambda: {"params": _params((0, 4))}, zero_d=REF, over={
-            "readonly": Raises(ValueError, r"params\['w'\] is read-only; the optimizer updates parameters in place"),
+            "readonly": Names(ValueError, "params['w']"),
             "other-float": REF})
 
 
@@ -808,29 +805,29 @@ def test_other_argument(ctx, s, bad, outcome):
 SPECIAL = [
     # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
     ("SGD(model) hints model.params", lambda c: optim.SGD(c.model),
-     Raises(TypeError, r"params must be a dict of name -> numpy.ndarray .*; pass model.params")),
-    ("SGD({})", lambda c: optim.SGD({}), Raises(ValueError, r"optimizer got an empty parameter list")),
+     Names(TypeError, "params", "model.params")),   # the point of the row is the hint
+    ("SGD({})", lambda c: optim.SGD({}), Names(ValueError, "params")),
     ("SGD same array twice", lambda c: (lambda w: optim.SGD({"a": w, "b": w}))(randn(2)),
-     Raises(ValueError, r"params\['b'\] is the same array as params\['a'\]")),
-    ("SGD(params key not str)", lambda c: optim.SGD({1: randn(2)}), Raises(TypeError, r"params keys must be str")),
+     Names(ValueError, ("params['a']", "params['b']"))),
+    ("SGD(params key not str)", lambda c: optim.SGD({1: randn(2)}), Names(TypeError, "params")),
     ("step(grads) missing key", lambda c: optim.SGD(_params()).step({"w": randn(3, 4)}),
-     Raises(ValueError, r"grads must have exactly the keys of params; missing: \['b'\], unexpected: \[\]")),
+     Names(ValueError, "grads", "['b']")),   # the message shows the missing key
     ("step(grads) extra key", lambda c: optim.SGD(_params()).step({**_grads_for(_params()), "x": randn(2)}),
-     Raises(ValueError, r"unexpected: \['x'\]")),
+     Names(ValueError, "grads", "['x']")),   # ... and the unexpected one
     ("step(grads) a bad grad changes nothing", lambda c: (lambda o: (o.step({"w": randn(3, 4, seed=1), "b": randn(2)}),))(
-        optim.Adam(_params())), Raises(ValueError, r"grads\['b'\] must have shape \(4,\) like params\['b'\], got \(2,\)")),
+        optim.Adam(_params())), Names(ValueError, "grads['b']")),
     ("Adam(betas=(0.9,))", lambda c: optim.Adam(_params(), betas=(0.9,)),
-     Raises(TypeError, r"betas must be a pair \(beta1, beta2\), got tuple")),
+     Names(TypeError, "betas")),
     ("SGD(nesterov, momentum=0)", lambda c: optim.SGD(_params(), nesterov=True),
-     Raises(ValueError, r"nesterov=True requires momentum > 0 and dampening == 0")),
+     Names(ValueError, ("nesterov", "momentum"))),
     ("AdamW(decoupled_weight_decay=False) via load", lambda c: optim.AdamW(_params()).load_state_dict(
         {**optim.AdamW(_params()).state_dict(), "decoupled_weight_decay": np.array(False)}),
-     Raises(ValueError, r"AdamW always decouples weight decay")),
+     Names(ValueError, "decoupled_weight_decay")),
     ("LambdaLR(lr_lambda returns str)", lambda c: optim.LambdaLR(optim.SGD(_params()), lambda e: "0.1"),
-     Raises(TypeError, r"lr_lambda\(0\) must be a real number, got str '0.1'")),
+     Names(TypeError, "lr_lambda(0)")),
     ("LambdaLR(lr_lambda turns NaN at epoch 2)",
      lambda c: [s.step() for s in [optim.LambdaLR(optim.SGD(_params()), lambda e: math.nan if e == 2 else 1.0)]
-                for _ in range(2)], Raises(ValueError, r"lr_lambda\(2\) must be finite, got nan")),
+                for _ in range(2)], Names(ValueError, "lr_lambda(2)")),   # the epoch where it turned NaN
 ]
 
 

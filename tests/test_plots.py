@@ -12,7 +12,7 @@ import pytest
 from npnet import plots
 from npnet import train as T
 from badinput import (  # noqa: F401  (ctx is a fixture)
-    Raises, SKIP, ScalarTable, check_scalar_row, check_special_row, ctx, labels, special_params)
+    Names, SKIP, ScalarTable, check_scalar_row, check_special_row, ctx, labels, special_params)
 
 
 # =========================================================================== bad inputs
@@ -25,7 +25,7 @@ scalar("plot_curves(history)", lambda v, c: plots.plot_curves(v, os.path.join(c.
 scalar("plot_curves(path)", lambda v, c: plots.plot_curves(_hist, v), "path", "path", over={"str": SKIP})
 scalar("plot_predictions(images)",
        lambda v, c: plots.plot_predictions(v, labels(2), labels(2), os.path.join(c.tmp, "p.png")), "images", "array",
-       over={"array": Raises(ValueError, r"images must be \(n, H, W\) or \(n, 1, H, W\), got shape \(2,\)")})
+       over={"array": Names(ValueError, "images")})
 scalar("plot_predictions(ncols)",
        lambda v, c: plots.plot_predictions(np.zeros((2, 4, 4)), labels(2), labels(2), os.path.join(c.tmp, "p.png"),
                                            ncols=v), "ncols", "int>=1")
@@ -40,7 +40,7 @@ SPECIAL = [
     # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
     ("plot_predictions labels of the wrong length",
      lambda c: plots.plot_predictions(np.zeros((3, 4, 4)), labels(2), labels(3), os.path.join(c.tmp, "p.png")),
-     Raises(ValueError, r"labels must have shape \(3,\), one per image, got \(2,\)")),
+     Names(ValueError, "labels")),
 ]
 
 

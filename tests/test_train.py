@@ -419,11 +419,11 @@ def test_evaluate_checks_labels_as_the_losses_check_targets(labels, error):
 # =========================================================================== bad inputs
 # Every argument of train_epoch, evaluate and fit,
 # crossed with the bad values of tests/badinput.py (its docstring says what
-# SAME, REF, OK, Raises and Deviates mean), then the rows the tables cannot express, and a run repeated.
+# SAME, REF, OK, Names and Deviates mean), then the rows the tables cannot express, and a run repeated.
 
 from runs import tiny_run  # noqa: E402
 from badinput import (  # noqa: E402, F401  (ctx is a fixture)
-    Raises, SKIP, ScalarTable, check_scalar_row, check_special_row, ctx, labels, randn,
+    Names, Raises, SKIP, ScalarTable, check_scalar_row, check_special_row, ctx, labels, randn,
     special_params)
 
 SCALARS = ScalarTable()
@@ -469,34 +469,33 @@ def _loader_of(*batches):
 SPECIAL = [
     # id, lambda ctx: the call, outcome (REF rows give (call, reference) pairs)
     ("train_epoch on a loader of no batches", lambda c: T.train_epoch(c.model, c.loss, c.opt, _loader_of()),
-     Raises(ValueError, r"loader yielded no batches; an epoch needs at least one")),
+     Names(ValueError, "loader")),
     ("train_epoch on an empty batch", lambda c: T.train_epoch(c.model, c.loss, c.opt, _loader_of((randn(0, 4), labels(0)))),
-     Raises(ValueError, r"batch 1 of loader is empty \(0 samples\)")),
+     Names(ValueError, "loader", "batch 1")),   # the message says which batch
     ("train_epoch on list batches", lambda c: T.train_epoch(c.model, c.loss, c.opt, _loader_of(([[1.0] * 4], [0]))),
-     Raises(TypeError, r"batch 1 of loader: X must be a numpy.ndarray of real numbers .*got list")),
+     Names(TypeError, ("loader", "X"))),
     ("train_epoch on complex batches", lambda c: T.train_epoch(c.model, c.loss, c.opt,
                                                                 _loader_of((randn(2, 4).astype(complex), labels(2)))),
-     Raises(TypeError, r"batch 1 of loader: X must be a numpy.ndarray of real numbers .*complex128")),
+     Names(TypeError, ("loader", "X"))),
     ("train_epoch on X, y of different lengths", lambda c: T.train_epoch(c.model, c.loss, c.opt,
                                                                           _loader_of((randn(3, 4), labels(2)))),
-     Raises(ValueError, r"batch 1 of loader: X and y must have the same number of samples on axis 0")),
+     Names(ValueError, ("loader", "X", "y"))),
     ("train_epoch with float labels", lambda c: T.train_epoch(c.model, c.loss, c.opt,
                                                                _loader_of((randn(2, 4), np.zeros(2, np.float32)))),
-     Raises(ValueError, r"target of class probabilities must have the input's shape \(2, 3\), got \(2,\)")),
+     Names(ValueError, "target")),
     ("train_epoch on a generator (no len)", lambda c: T.train_epoch(c.model, c.loss, c.opt, iter(c.loader)),
-     Raises(TypeError, r"loader must have a len\(\)")),
+     Names(TypeError, "loader")),
     ("evaluate on a loader of no batches", lambda c: T.evaluate(c.model, _loader_of()),
-     Raises(ValueError, r"loader yielded no batches; nothing to evaluate")),
+     Names(ValueError, "loader")),
     ("fit(scheduler=object()) before any epoch", lambda c: c.fit(scheduler=object()),
-     Raises(TypeError, r"scheduler must be an npnet.optim scheduler or None")),
+     Names(TypeError, "scheduler")),
     ("fit(start_epoch=2, history=()) with a checkpoint", lambda c: c.fit(epochs=3, start_epoch=2, checkpoint_path=c.ckpt),
-     Raises(ValueError, r"history must hold one EpochResult per epoch already done when checkpointing \(start_epoch=2\), "
-                        r"got 0")),
+     Names(ValueError, ("history", "start_epoch"))),
     ("fit(resume=True) without checkpoint_path", lambda c: c.fit(resume=True),
-     Raises(ValueError, r"resume=True needs checkpoint_path")),
+     Names(ValueError, ("resume", "checkpoint_path"))),
     ("fit(config=object()) with a checkpoint, before any epoch", lambda c: c.fit(config={"x": object()},
                                                                                  checkpoint_path=c.ckpt),
-     Raises(CheckpointError, r"config must be JSON-serialisable")),
+     Names(CheckpointError, "config")),
 ]
 
 

@@ -3,6 +3,7 @@
 Each helper raises ``TypeError`` or ``ValueError`` with a message that names the
 argument, says what was expected and what arrived.
 """
+import collections
 import numbers
 import os
 
@@ -43,16 +44,38 @@ def float_array(x, name, *, min_ndim=0):
 
 
 def like(x, name, ref, ref_name):
-    """Return ``x`` (as :func:`float_array`) if it has ``ref``'s shape and dtype, else raise.
+    """Return ``x`` if it is an array shaped and typed like ``ref``, else raise.
 
-    For the upstream gradient of a backward kernel: ``like(dY, "dY", X, "X")``.
+    The one check of an array that must match another, used for every upstream
+    gradient and every parameter gradient: ``like(dY, "dY", X, "X")`` in a backward
+    kernel, ``like(dY, "dy", Y, "Linear's output")`` in a module's backward,
+    ``like(g, "grads['weight']", W, "params['weight']")`` in an optimizer step and
+    ``dloss`` in :func:`upstream`. ``ref`` is anything with ``shape`` and ``dtype``
+    (an array, or a :class:`Like` when the array itself is gone). A NumPy float
+    scalar (what NumPy returns for a 0-d array) counts as that 0-d array. Checked
+    in this order: an ndarray (TypeError), the shape (ValueError), the dtype
+    (TypeError).
     """
-    x = float_array(x, name)
+    if isinstance(x, np.floating):
+        x = np.asarray(x)
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of shape {ref.shape} and dtype {ref.dtype} like {ref_name}, "
+                        f"got {describe(x)}")
     if x.shape != ref.shape:
-        raise ValueError(f"{name} must have the shape of {ref_name} {ref.shape}, got {x.shape}")
+        raise ValueError(f"{name} must have shape {ref.shape} like {ref_name}, got {x.shape}")
     if x.dtype != ref.dtype:
-        raise TypeError(f"{name} must have dtype {ref.dtype} to match {ref_name}, got {x.dtype}")
+        raise TypeError(f"{name} must have dtype {ref.dtype} like {ref_name}, got {x.dtype}")
     return x
+
+
+class Like(collections.namedtuple("Like", "shape dtype")):
+    """The shape and dtype an array must have, for :func:`like` when no array holds them
+    (an output a backward no longer keeps, the loss a ``dloss`` belongs to)."""
+
+    __slots__ = ()
+
+    def __new__(cls, shape, dtype):
+        return super().__new__(cls, tuple(shape), np.dtype(dtype))
 
 
 def flag(value, name):
@@ -193,7 +216,7 @@ def grad_dict(grads, params):
     """Check the gradients a backward returned against the ``params`` they are for.
 
     ``grads`` must have exactly the keys of ``params``; each value an ndarray of
-    its parameter's dtype and shape, or None (no gradient this step). Returns
+    its parameter's shape and dtype (see :func:`like`), or None (no gradient this step). Returns
     ``[(name, param, grad), ...]`` for the parameters that have a gradient.
     """
     from collections.abc import Mapping
@@ -208,15 +231,8 @@ def grad_dict(grads, params):
     todo = []
     for key, p in params.items():
         g = grads[key]
-        if g is None:
-            continue
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"grads[{key!r}] must be a numpy.ndarray or None, got {describe(g)}")
-        if g.dtype != p.dtype:
-            raise TypeError(f"grads[{key!r}] must have dtype {p.dtype} like params[{key!r}], got {g.dtype}")
-        if g.shape != p.shape:
-            raise ValueError(f"grads[{key!r}] must have shape {p.shape} like params[{key!r}], got {g.shape}")
-        todo.append((key, p, g))
+        if g is not None:
+            todo.append((key, p, like(g, f"grads[{key!r}]", p, f"params[{key!r}]")))
     return todo
 
 
@@ -363,13 +379,10 @@ def keyed(value, name="state_dict"):
 
 def upstream(value, name, shape, dtype):
     """The upstream gradient of a loss (``dloss``): None means ones of ``shape``; else an
-    array of exactly ``shape`` and ``dtype`` (a NumPy float scalar counts as 0-d)."""
+    array shaped and typed like the loss (:func:`like`; a NumPy float scalar counts as 0-d)."""
     if value is None:
         return np.ones(shape, dtype)
-    value = float_array(value, name)
-    same_shape(value, name, shape)
-    same_dtype(value, name, dtype)
-    return value
+    return like(value, name, Like(shape, dtype), "the loss")
 
 
 def classification(scores, name, target, weight, ignore_index, *, allow_probs):

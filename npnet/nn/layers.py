@@ -11,7 +11,6 @@ shapes) and nothing else: what a backward needs lives in its closure, so two
 forwards in flight never disturb each other and calling a backward twice returns
 the same answer. Nothing modifies its inputs.
 """
-import collections
 import copy
 import math
 import types
@@ -109,18 +108,12 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-_Like = collections.namedtuple("_Like", "shape dtype")   # what _check_dy reads of an output
+_Like = V.Like   # what a backward keeps of an output it need not hold on to: its shape and dtype
 
 
 def _check_dy(dY, Y, name):
-    """The upstream gradient must be shaped and typed like the output it belongs to."""
-    if not isinstance(dY, np.ndarray):
-        raise TypeError(f"{name} backward: dy must be a numpy.ndarray shaped like the output {Y.shape}, got {V.describe(dY)}")
-    if dY.shape != Y.shape:
-        raise ValueError(f"{name} backward: dy must have the output's shape {Y.shape}, got {dY.shape}")
-    if dY.dtype != Y.dtype:
-        raise TypeError(f"{name} backward: dy must have the output's dtype {Y.dtype}, got {dY.dtype}")
-    return dY
+    """The upstream gradient of ``name``'s backward must be shaped and typed like its output ``Y``."""
+    return V.like(dY, "dy", Y, f"{name}'s output")
 
 
 # ------------------------------------------------------------------------------ Linear
