@@ -1,7 +1,7 @@
 """Plain forward and backward kernels: the math of every npnet layer and loss.
 
 One file per family: ``linear.py``, ``activations.py`` (softmax and log-softmax
-included), ``dropout.py`` and ``losses.py``; every kernel is importable from here.
+included), ``dropout.py``, ``losses.py`` and ``conv.py``; every kernel is importable from here.
 
 Each forward kernel ``f(X, ...)`` has its backward ``f_backward(dY, ...)`` right
 below it, each a direct transcription of the formula in its docstring. They are
@@ -30,6 +30,7 @@ Example::
 from .activations import (  # noqa: F401
     leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward, relu, relu_backward,
     sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
+from .conv import conv2d, conv2d_backward  # noqa: F401
 from .dropout import dropout, dropout_backward, dropout_mask  # noqa: F401
 from .linear import linear, linear_backward  # noqa: F401
 from .losses import (  # noqa: F401
@@ -44,4 +45,5 @@ __all__ = [
     "dropout_mask", "dropout", "dropout_backward",
     "cross_entropy", "cross_entropy_backward", "cross_entropy_with_backward",
     "nll_loss", "nll_loss_backward", "mse_loss", "mse_loss_backward",
+    "conv2d", "conv2d_backward",
 ]
