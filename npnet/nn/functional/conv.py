@@ -118,6 +118,7 @@ def conv2d(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     """
     unbatched = X.ndim == 3
     Xp = np.pad(X[None] if unbatched else X, ((0, 0), (0, 0)) + padding)   # zeros around H and W
+    W = np.ascontiguousarray(W)   # einsum sums in an order set by the memory layout: one layout, the same bits
     N, C, Hp, Wp = Xp.shape
     O, Cg, kH, kW = W.shape
     Og = O // groups
@@ -168,6 +169,7 @@ def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need
     unbatched = X.ndim == 3
     if unbatched:
         X, dY = X[None], dY[None]
+    dY, W = np.ascontiguousarray(dY), np.ascontiguousarray(W)   # one memory layout: the same bits for any view
     (pt, pb), (pl, pr) = padding
     Xp = np.pad(X, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     O, Cg, kH, kW = W.shape
