@@ -4,6 +4,7 @@ plain kernels, finite differences, torch's initialization, and bad inputs.
 
 torch runs on one thread here (the torch_one_thread fixture).
 """
+import contextlib
 import copy
 
 import numpy as np
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 import npnet.nn.functional as F
 from npnet import gradcheck, nn
 from npnet.nn import _fast
+from npnet.nn._fast import conv as fast_conv
 from reference import compare, tolerance, twin
 from strategies import dtypes, float_arrays, frozen_strided, moderate, seeds, torch_one_thread, upstream  # noqa: F401
 
@@ -212,8 +214,21 @@ def _layouts(draw, x):
     return x
 
 
-@given(settings=conv_settings(max_side=9), dtype=dtypes, need_dx=st.booleans(), data=st.data())
-def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, data):
+@contextlib.contextmanager
+def chunk_bytes(n):
+    """Run the fast kernels with output-row chunks of about ``n`` bytes of patches (None: as shipped)."""
+    before = fast_conv._CHUNK_BYTES
+    fast_conv._CHUNK_BYTES = before if n is None else n
+    try:
+        yield
+    finally:
+        fast_conv._CHUNK_BYTES = before
+
+
+@given(settings=conv_settings(max_side=9), dtype=dtypes, need_dx=st.booleans(), chunk=st.sampled_from([None, 1, 500]),
+       data=st.data())
+def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, chunk, data):
+    # chunk: one output row per chunk (1 byte), a few rows, or the whole output (as shipped, at these sizes)
     shape, kw = settings
     r = np.random.default_rng(data.draw(seeds))
     X = r.standard_normal(shape).astype(dtype)
@@ -221,10 +236,11 @@ def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, data):
     b = r.standard_normal(kw["out_channels"]).astype(dtype) if kw["bias"] else None
     args = F.conv2d.check(data.draw(_layouts(X)), data.draw(_layouts(W)), b, **_fn_kw(kw))
     Y = F.conv2d.plain(**args)
-    Yf = _fast.conv2d(**args)
     dY = data.draw(_layouts(r.standard_normal(Y.shape).astype(dtype)))
     bargs = F.conv2d_backward.check(dY, args["X"], args["W"], **_fn_kw(kw), need_dX=need_dx, need_db=b is not None)
-    plain, fast = F.conv2d_backward.plain(**bargs), _fast.conv2d_backward(**bargs)
+    plain = F.conv2d_backward.plain(**bargs)
+    with chunk_bytes(chunk):
+        Yf, fast = _fast.conv2d(**args), _fast.conv2d_backward(**bargs)
     K = max(W[0].size, W.shape[0] * W[0, 0].size, dY.size // max(W.shape[0], 1)) + 1
     S = _scale(W, X, dY, b)
     for got, want, what in [(Yf, Y, "Y"), *zip(fast, plain, ("dX", "dW", "db"))]:
