@@ -1,8 +1,8 @@
-"""Fast twins of Conv2d's kernels: the convolution as single large matrix products.
+"""Fast twins of Conv2d's kernels: the convolution as large matrix products.
 
-The plain kernels add one product per kernel tap; here the taps are unfolded once
-into a patch matrix (im2col) so that each of the three products of a layer
-(forward, dW, dX) is one BLAS call (one per group).
+The plain kernels add one product per kernel tap; here the taps are unfolded into a
+patch matrix (im2col) so that each of the three products of a layer (forward, dW,
+dX) is one BLAS call per group and chunk of output rows.
 
 Layout: batch last. The padded input is laid out (C, Hp, Wp, N), so the values a
 kernel tap sees are a slice whose rows are long contiguous runs (oW * N numbers),
@@ -10,7 +10,7 @@ and the patch matrix P has rows (c, i, j) and columns (y, x, n)::
 
     P[(c, i, j), (y, x, n)] = Xp[n, c, s_h y + d_h i, s_w x + d_w j]
     Y^T = W2 P           W2 = W.reshape(O, C/G kH kW), per group
-    dW2 = dY^T P^T       db = row sums of dY^T
+    dW2^T = P dY         db = sums of dY
     dP  = W2^T dY^T      then col2im: each tap's rows of dP added back into dXp
 
 Copying the patches from the batch-last input and adding dP back into it are
@@ -18,6 +18,11 @@ kH kW copies of long runs, a few times cheaper than from (N, C, H, W), where a r
 is one image row (measured at (256, 6, 14, 14) -> 16@5x5: 1.1 ms against 6.5 ms
 for the patches, 2.8 ms against 20 ms for col2im). The price is the transposes
 of X, Y, dY and dX between (N, C, H, W) and batch last.
+
+Chunks: a layer works through its output rows a chunk at a time (about
+``_CHUNK_BYTES`` of patches), so that a chunk's patches, its products, its dP and
+the transposes of its Y and dY stay in cache (measured under load: LeNet's first
+conv 1.11x -> 0.85x torch, its second 1.91x -> 1.79x its floor).
 
 Arguments arrive checked and normalized (pairs; padding ((top, bottom), (left, right))).
 """
