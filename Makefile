@@ -57,7 +57,7 @@ test: $(VENV)/.installed-test
 	  echo "make test: Fashion-MNIST could not be obtained; the real-data tests will skip."
 	$(PY) -m pytest
 	NPNET_KERNELS=plain $(PY) -m pytest -q tests/test_functional.py tests/test_layers.py tests/test_losses.py \
-	  tests/test_gradcheck.py tests/test_fast.py tests/test_normalization.py tests/test_pooling.py tests/test_gelu.py
+	  tests/test_gradcheck.py tests/test_fast.py tests/test_normalization.py tests/test_pooling.py tests/test_gelu.py tests/test_conv.py
 
 reference: $(VENV)/.installed-test
 	$(PY) -m reference

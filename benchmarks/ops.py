@@ -10,6 +10,7 @@ import torch
 
 from npnet import nn, optim
 
+from . import conv
 from .timing import interleaved
 
 
@@ -20,6 +21,7 @@ class Case:
     npnet: object      # callable: one forward + backward (+ step)
     torch: object
     check: object      # callable raising AssertionError when the two sides disagree
+    floor: object = None   # optional callable: the case's matrix products alone, timed beside it
 
 
 def _close(a, b, what, *, rtol=2e-4, atol=2e-5):
@@ -99,6 +101,7 @@ def cases(quick=False):
     out += normalization.cases(quick)
     from . import pooling
     out += pooling.cases(quick)
+    out += conv.cases(quick)
     return out
 
 
@@ -203,11 +206,17 @@ def run(quick=False, repeats=7):
     results = []
     for case in cases(quick):
         case.check()
-        medians, _ = interleaved({"npnet": case.npnet, "torch": case.torch},
-                                 repeats=repeats, target_seconds=0.01 if quick else 0.1)
+        fns = {"npnet": case.npnet, "torch": case.torch, **({"floor": case.floor} if case.floor else {})}
+        medians, _ = interleaved(fns, repeats=repeats, target_seconds=0.01 if quick else 0.1)
         results.append({
             "group": "ops", "name": case.name, "shape": case.shape, "agree": True,
             "npnet_s": medians["npnet"], "torch_s": medians["torch"],
             "ratio": medians["npnet"] / medians["torch"],
         })
+        if case.floor:
+            results.append({"group": "ops", "name": f"{case.name}: matrix products alone", "shape": case.shape,
+                            "agree": True, "npnet_s": medians["floor"], "torch_s": medians["torch"],
+                            "ratio": medians["floor"] / medians["torch"], "reference": True})
+            results.append({"group": "ops", "name": f"{case.name} / its floor (time ratio)", "shape": case.shape,
+                            "value": medians["npnet"] / medians["floor"], "unit": ""})
     return results

@@ -744,3 +744,92 @@ registry.register(
     bound=Bound(lambda b: _pool_run(b.mod, b.ax + b.m), lambda b: _vjp(_pool_twin(b.mod), b.x, b.a),
                 K=lambda mod, x: mod.kernel_size[0] * mod.kernel_size[1]),
     cases=lambda: _pool_cases(nn.AvgPool2d), strategy=lambda d, shape: _pool_strategy(nn.AvgPool2d, d, shape))
+# -------------------------------------------------------------------------- Conv2d
+
+def _conv_twin(m, replay):
+    t = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                        dilation=m.dilation, groups=m.groups, bias="bias" in m.params,
+                        dtype=torch_dtype(m.params["weight"].dtype))
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.params.items()})
+    return t
+
+
+def _conv_abs(mod, x, g=None):
+    """The convolution of |x| with |W| (plus |b|); with ``g``, also the input and weight
+    gradients of that convolution for upstream ``g`` (torch autograd, float64)."""
+    W = torch.from_numpy(np.abs(mod.params["weight"]))
+    xt = torch.from_numpy(x)
+    if g is not None:
+        xt, W = xt.requires_grad_(), W.requires_grad_()
+    b = mod.params.get("bias")
+    y = torch.nn.functional.conv2d(xt, W, None if b is None else torch.from_numpy(np.abs(b)), mod.stride,
+                                   mod.padding, mod.dilation, mod.groups)
+    if g is None:
+        return y.detach().numpy()
+    gx, gw = torch.autograd.grad(y, [xt, W], torch.from_numpy(g))
+    return gx.numpy(), gw.numpy()
+
+
+def _conv_backward(b):
+    # dX = dY sent back through |W|; dW = dY correlated with the input, each with its error
+    m_dx, m_w = _conv_abs(b.mod, b.ax + b.m, b.a)
+    params = {"weight": m_w}
+    if "bias" in b.mod.params:
+        params["bias"] = b.a.sum(axis=tuple(a for a in range(b.a.ndim) if a != b.a.ndim - 3))
+    return m_dx, params
+
+
+def _conv_k(mod, x):
+    kH, kW = mod.kernel_size
+    per_out = mod.in_channels // mod.groups * kH * kW             # terms of one output
+    per_in = mod.out_channels // mod.groups * kH * kW             # terms of one input gradient
+    y = _conv_abs(mod, x)
+    positions = y.size // max(y.shape[-3], 1) if y.size else 0      # N oH oW: the terms of one dW entry
+    return max(per_out, per_in, positions) + 1
+
+
+def _conv_cases():
+    r = _rng(20)
+    x = _normal((2, 4, 7, 6), 21)
+    rows = [
+        ("Conv2d(4, 6, 3)", nn.Conv2d(4, 6, 3, rng=r), x),
+        ("Conv2d(4, 6, (3, 2), stride 2, padding 1, dilation 2, groups 2)",
+         nn.Conv2d(4, 6, (3, 2), stride=2, padding=1, dilation=2, groups=2, rng=r), x),
+        ("Conv2d(4, 2, 4, padding='same', bias=False)", nn.Conv2d(4, 2, 4, padding="same", bias=False, rng=r), x),
+        ("Conv2d(4, 3, (7, 6)), kernel as large as the input", nn.Conv2d(4, 3, (7, 6), rng=r), x),
+        ("Conv2d(4, 5, 2) on unbatched (4, 7, 6)", nn.Conv2d(4, 5, 2, rng=r), x[0]),
+        ("Conv2d(4, 6, 3, padding=1), zeros and 1e4 inputs", nn.Conv2d(4, 6, 3, padding=1, rng=r),
+         _with_specials(x, 22)),
+    ]
+    return [(name, m, inp, {}) for name, m, inp in rows]
+
+
+def _conv_strategy(d, shape):
+    """A Conv2d for a (C, H, W) or (N, C, H, W) input: any stride, padding (ints, pairs,
+    "same", "valid"), dilation, groups and kernel that fits the padded input."""
+    C, H, W = shape[-3:]
+    groups = d.choice([g for g in range(1, C + 1) if C % g == 0])
+    out_channels = groups * d.integers(1, 3)
+    dilation = (d.integers(1, 3), d.integers(1, 3))
+    padding = d.choice(["int", "pair", "same", "valid"])
+    stride = (1, 1) if padding == "same" else (d.integers(1, 3), d.integers(1, 3))
+    if padding == "int":
+        padding = d.integers(0, 2)
+    elif padding == "pair":
+        padding = (d.integers(0, 2), d.integers(0, 2))
+    pads = (0, 0) if isinstance(padding, str) else padding if isinstance(padding, tuple) else (padding, padding)
+    # the largest kernel whose dilated extent fits the padded input ("same" fits any kernel: take up to H + 1)
+    kernel = tuple(d.integers(1, size + 1 if padding == "same" else (size + 2 * p - 1) // dil + 1)
+                   for size, p, dil in zip((H, W), pads, dilation))
+    layer = nn.Conv2d(C, out_channels, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                      bias=d.boolean(), rng=d.rng(), dtype=d.dtype)
+    if d.boolean():     # drawn weights: exact zeros and large values
+        layer.load_state_dict({k: d.array(v.shape, big=30.0) for k, v in layer.params.items()})
+    return layer, {}
+
+
+registry.register(
+    nn.Conv2d, group="layer", twin=_conv_twin, ndims=(3, 4),
+    # y = b + sum over C/G kH kW taps of W x: Linear's bound, tap by tap
+    bound=Bound(lambda b: _conv_abs(b.mod, b.ax + b.m), _conv_backward, K=_conv_k),
+    cases=_conv_cases, strategy=_conv_strategy)

@@ -37,7 +37,11 @@ def test_quick_ops_run_writes_json_markdown_and_chart(tmp_path):
     report = json.loads((tmp_path / "latest.json").read_text())
     names = {r["name"] for r in report["results"]}
     assert {"softmax", "log_softmax", "cross_entropy", "Linear", "ReLU", "Sigmoid", "Dropout", "MLP train step"} <= names
+    assert {"Conv2d", "Conv2d: matrix products alone", "Conv2d / its floor (time ratio)"} <= names
     for r in report["results"]:
+        if "value" in r:        # a measurement row (a ratio to a floor), no torch column
+            assert r["value"] > 0
+            continue
         assert r["agree"] is True and r["npnet_s"] > 0 and r["torch_s"] > 0
         assert r["ratio"] == pytest.approx(r["npnet_s"] / r["torch_s"])
     assert report["machine"]["torch_threads"] >= 1 and "numpy_blas" in report["machine"]

@@ -413,16 +413,16 @@ def classification(scores, name, target, weight, ignore_index, *, allow_probs):
     return scores
 
 
-def int_pair(value, name, *, low=0):
-    """An int or a pair of ints (torch's ``_pair``: kernel sizes, strides, paddings), each >= ``low``,
-    returned as a tuple of two Python ints."""
+def int_pair(value, name, *, low=None):
+    """An int or a pair of ints (height, width), each at least ``low``, as torch's
+    kernel_size, stride, padding and dilation; returned as a tuple of two ints."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2 or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in items):
-        got = repr(value) if isinstance(value, (tuple, list)) else describe(value)
-        raise TypeError(f"{name} must be an int or a pair of ints, got {got}")
+        raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {describe(value)}"
+                        + ("" if not isinstance(value, (tuple, list)) else f" {tuple(value)!r}"))
     items = tuple(int(v) for v in items)
-    if min(items) < low:
-        raise ValueError(f"{name} must be at least {low}, got {value!r}")
+    if low is not None and min(items) < low:
+        raise ValueError(f"{name} must be at least {low} (an int or a pair of ints), got {value!r}")
     return items
 
 

@@ -1,0 +1,58 @@
+"""Conv2d rows of ``python -m benchmarks ops``: forward plus backward against torch eager,
+each with its floor.
+
+A row's floor is the three matrix products of the layer alone (forward Y^T = W2 P,
+dW^T = P dY, dP = W2^T dY^T) on patch matrices made beforehand, in the layout
+npnet's fast kernels use (see npnet/nn/_fast/conv.py): what no im2col
+implementation of the layer in NumPy goes below. ``ops.run`` reports the floor's
+time and the row's ratio to it.
+"""
+import numpy as np
+import torch
+
+from npnet import nn
+
+SHAPES = [
+    # (input shape, out_channels, kernel, padding): LeNet's two convolutions
+    ((256, 1, 28, 28), 6, 5, 2),
+    ((256, 6, 14, 14), 16, 5, 0),
+]
+QUICK_SHAPES = [((8, 1, 12, 12), 4, 3, 1), ((8, 4, 6, 6), 6, 3, 0)]
+
+
+def _twin(layer):
+    t = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                        padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+    t.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in layer.params.items()})
+    return t
+
+
+def floor(layer, x, rng):
+    """The layer's three matrix products alone, on random patch matrices of its shapes."""
+    W = layer.params["weight"]
+    O = W.shape[0]
+    Y = layer(x)
+    M, CK = Y.size // O, W[0].size
+    P = rng.standard_normal((CK, M)).astype(np.float32)
+    dYt = rng.standard_normal((O, M)).astype(np.float32)
+    W2 = W.reshape(O, CK)
+
+    def products():
+        return W2 @ P, P @ dYt.T, W2.T @ dYt
+
+    return products
+
+
+def cases(quick=False):
+    from .ops import _module_case      # here, not at the top: ops imports this module
+
+    rng = np.random.default_rng(3)
+    out = []
+    for shape, O, k, pad in (QUICK_SHAPES if quick else SHAPES):
+        layer = nn.Conv2d(shape[1], O, k, padding=pad, rng=rng)
+        x = rng.standard_normal(shape).astype(np.float32)
+        dy = rng.standard_normal(layer(x).shape).astype(np.float32)
+        case = _module_case("Conv2d", f"{shape}->{O}@{k}x{k} pad {pad}", layer, _twin(layer), x, dy)
+        case.floor = floor(layer, x, rng)
+        out.append(case)
+    return out
