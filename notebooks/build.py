@@ -83,10 +83,14 @@ def build(path):
 
 
 def kernel_env(size, answers):
-    """The kernel's environment: this one, plus the notebook size, the answer mode and the
-    repository on the path (so a source checkout runs without installing npnet)."""
+    """The kernel's environment: this one, plus the notebook size, the answer mode, the
+    repository on the path (so a source checkout runs without installing npnet), inline
+    figures and one BLAS thread unless OPENBLAS_NUM_THREADS says otherwise."""
     env = dict(os.environ, NPNET_NOTEBOOK_SIZE=size, NPNET_NOTEBOOK_ANSWERS=answers)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, NOTEBOOKS, os.environ.get("PYTHONPATH", "")) if p)
+    # One BLAS thread: seeded float32 runs then repeat exactly, and on a busy machine
+    # OpenBLAS's spinning threads cost far more than they bring at these sizes.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"   # figures inline, whatever the shell says
     return env
 
@@ -133,7 +137,8 @@ def _resolve_cr(text):
 
 
 def tidy(nb):
-    """Drop what is left of progress bars; resolve carriage returns in streams."""
+    """Drop what is left of progress bars; resolve carriage returns in streams; join
+    consecutive pieces of one stream."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -153,7 +158,16 @@ def tidy(nb):
             kept.append(out)
         if stderr is not None:
             stderr["text"] = _resolve_cr(stderr["text"])
-        cell["outputs"] = [o for o in kept if o.get("output_type") != "stream" or o["text"].strip()]
+        merged = []
+        for out in kept:
+            if out.get("output_type") == "stream" and not out["text"].strip():
+                continue
+            if merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream" \
+                    and merged[-1]["name"] == out["name"]:
+                merged[-1]["text"] += out["text"]       # one block, as Jupyter shows it
+                continue
+            merged.append(out)
+        cell["outputs"] = merged
     return nb
 
 

@@ -82,9 +82,9 @@ def check_gradients(module, x, *, target=None, dtype=np.float64):
     """
     name = type(module).__name__
     g = npnet.gradcheck(module, x, target=target)
-    worst = max(g.max_rel.values())
-    print(f"{name}: finite differences agree, worst relative error {worst:.1e} "
-          f"({', '.join(sorted(g.max_rel))})" if g.ok else f"{name}: finite differences DISAGREE on {g.failed}")
+    worst = max(g.max_abs.values())
+    print(f"{name}: finite differences agree, largest difference {worst:.1e} "
+          f"({', '.join(sorted(g.max_abs))})" if g.ok else f"{name}: finite differences DISAGREE on {g.failed}")
     assert g.ok, f"gradcheck failed for {name}: {g.failed}"
     if not torch_available():
         print(TORCH_NOTE)
