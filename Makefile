@@ -7,13 +7,14 @@ OUT    ?= runs/default
 # A second `make train` starts the run afresh; ARGS=--resume continues the last one instead.
 ARGS   ?= --overwrite
 
-.PHONY: test train data bench reference clean help
+.PHONY: test train data bench reference notebooks clean help
 
 help:
 	@echo "make train   - venv, install, Fashion-MNIST, then npnet train (OUT=runs/x, ARGS='--overwrite --epochs 5', ARGS=--resume)"
 	@echo "make test    - venv, install with test extras, Fashion-MNIST (as make train), run the whole suite"
 	@echo "make bench   - benchmarks against PyTorch; writes benchmarks/results/latest.{json,md,png}"
 	@echo "make reference - the table of every npnet gradient against torch"
+	@echo "make notebooks - re-run the course's notebooks (notebooks/*.ipynb) in place at full size"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,16 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest
 	NPNET_KERNELS=plain $(PY) -m pytest -q tests/test_functional.py tests/test_layers.py tests/test_losses.py \
 	  tests/test_gradcheck.py tests/test_fast.py tests/test_normalization.py tests/test_pooling.py tests/test_gelu.py tests/test_conv.py
+
+# Jupyter, an executor and torch (for the notebooks' torch comparisons), so that a re-run
+# reproduces the committed outputs; then every notebook is rebuilt from notebooks/src/ and
+# executed in place at full size (NPNET_NOTEBOOK_SIZE=quick for seconds instead of minutes).
+$(VENV)/.installed-notebooks: setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[notebooks,reference]'
+	touch $@
+
+notebooks: $(VENV)/.installed-notebooks data
+	$(PY) notebooks/build.py --execute --size $${NPNET_NOTEBOOK_SIZE:-full}
 
 reference: $(VENV)/.installed-test
 	$(PY) -m reference
