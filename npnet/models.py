@@ -25,7 +25,7 @@ from . import nn
 from .errors import CheckpointError
 from .nn import init as nn_init
 
-__all__ = ["MODELS", "INITS", "ACTIVATIONS", "OPTIMIZERS", "DTYPES", "RUN_SETTINGS", "build_model", "mlp",
+__all__ = ["MODELS", "INITS", "ACTIVATIONS", "OPTIMIZERS", "DTYPES", "RUN_SETTINGS", "build_model", "mlp", "lenet", "cnn",
            "init_linear", "child_rng", "collect_rngs", "check_run_settings"]
 
 MODELS = ("softmax", "mlp")
@@ -265,3 +265,93 @@ def check_run_settings(config, path):
             raise CheckpointError(f"checkpoint {path} holds an unknown setting: {key}={value!r} "
                                   f"(expected {expected})") from None
     return settings
+
+
+# --------------------------------------------------------------------------- convolutional models
+
+def _init_weights(model, init, rng):
+    """Each Conv2d and Linear has drawn torch's default init (weights and biases) from
+    ``rng`` when it was built; ``"xavier"`` then redraws its weights with
+    ``xavier_uniform_`` and keeps the biases, as the course's ``init_weights`` does."""
+    if init == "xavier":
+        for m in model:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn_init.xavier_uniform_(m.params["weight"], rng=rng)
+    return model
+
+
+def lenet(*, batch_norm=False, init="xavier", rng=None, dtype=np.float32, num_classes=10):
+    """The course's LeNet for 28 x 28 images, with sigmoids and average pooling::
+
+        Unflatten(1, (1, 28))                                     (N, 28, 28) -> (N, 1, 28, 28)
+        Conv2d(1, 6, 5, padding=2), Sigmoid(), AvgPool2d(2)       -> (N, 6, 14, 14)
+        Conv2d(6, 16, 5), Sigmoid(), AvgPool2d(2)                 -> (N, 16, 5, 5)
+        Flatten(), Linear(400, 120), Sigmoid(), Linear(120, 84), Sigmoid(), Linear(84, num_classes)
+
+    With ``batch_norm=True``, the course's batch-normalized LeNet: a ``BatchNorm2d``
+    after each convolution and a ``BatchNorm1d`` after each hidden Linear, before
+    the sigmoid.
+
+    Args:
+        batch_norm: bool.
+        init: ``"xavier"`` (the course's: ``xavier_uniform_`` weights, torch's default
+            biases) or ``"torch-default"``.
+        rng: numpy Generator for the initial values (default: a fresh one).
+        dtype: np.float32 or np.float64.
+        num_classes: outputs (logits) per sample.
+
+    Example:
+        >>> model = lenet(rng=np.random.default_rng(0))
+        >>> model(np.zeros((2, 28, 28), np.float32)).shape
+        (2, 10)
+    """
+    batch_norm = V.flag(batch_norm, "batch_norm")
+    V.choice(init, "init", ("xavier", "torch-default"))
+    rng, dtype = V.generator(rng), V.float_dtype(dtype)
+    num_classes = V.integer(num_classes, "num_classes", low=1)
+
+    def bn(cls, n):
+        return [cls(n, dtype=dtype)] if batch_norm else []
+
+    layers = [nn.Unflatten(1, (1, 28)),
+              nn.Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype), *bn(nn.BatchNorm2d, 6), nn.Sigmoid(),
+              nn.AvgPool2d(2),
+              nn.Conv2d(6, 16, 5, rng=rng, dtype=dtype), *bn(nn.BatchNorm2d, 16), nn.Sigmoid(), nn.AvgPool2d(2),
+              nn.Flatten(),
+              nn.Linear(16 * 5 * 5, 120, rng=rng, dtype=dtype), *bn(nn.BatchNorm1d, 120), nn.Sigmoid(),
+              nn.Linear(120, 84, rng=rng, dtype=dtype), *bn(nn.BatchNorm1d, 84), nn.Sigmoid(),
+              nn.Linear(84, num_classes, rng=rng, dtype=dtype)]
+    return _init_weights(nn.Sequential(*layers), init, rng)
+
+
+def cnn(channels=(16, 32), hidden=128, *, rng=None, dtype=np.float32, num_classes=10):
+    """A small modern network for 28 x 28 images: two Conv-BatchNorm-ReLU-MaxPool blocks,
+    then a ReLU classifier::
+
+        Unflatten(1, (1, 28))
+        Conv2d(1, c1, 3, padding=1), BatchNorm2d(c1), ReLU(), MaxPool2d(2)    -> (N, c1, 14, 14)
+        Conv2d(c1, c2, 3, padding=1), BatchNorm2d(c2), ReLU(), MaxPool2d(2)   -> (N, c2, 7, 7)
+        Flatten(), Linear(c2 * 49, hidden), ReLU(), Linear(hidden, num_classes)
+
+    Every layer starts from torch's default initialization, drawn from ``rng``.
+
+    Args:
+        channels: (c1, c2), the two convolutions' output channels, ints >= 1.
+        hidden: int >= 1, the classifier's hidden width.
+        rng, dtype, num_classes: as :func:`lenet`.
+    """
+    channels = V.sequence(channels, "channels", "two ints")
+    if len(channels) != 2:
+        raise ValueError(f"channels must hold two ints (c1, c2), got {len(channels)}: {channels}")
+    c1, c2 = (V.integer(c, f"channels[{i}]", low=1) for i, c in enumerate(channels))
+    hidden = V.integer(hidden, "hidden", low=1)
+    rng, dtype = V.generator(rng), V.float_dtype(dtype)
+    num_classes = V.integer(num_classes, "num_classes", low=1)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28)),
+        nn.Conv2d(1, c1, 3, padding=1, rng=rng, dtype=dtype), nn.BatchNorm2d(c1, dtype=dtype), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1, rng=rng, dtype=dtype), nn.BatchNorm2d(c2, dtype=dtype), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden, rng=rng, dtype=dtype), nn.ReLU(),
+        nn.Linear(hidden, num_classes, rng=rng, dtype=dtype))

@@ -268,3 +268,16 @@ scalar("build_model(num_classes)", lambda v, c: T.build_model(num_classes=v), "n
 @pytest.mark.parametrize("s, bad, outcome", SCALARS.params())
 def test_other_argument(ctx, s, bad, outcome):
     check_scalar_row(ctx, s, bad, outcome)
+
+
+def test_lenet_and_cnn_map_images_to_logits_and_back():
+    x = np.random.default_rng(1).random((3, 28, 28), dtype=np.float32)
+    for model in (models.lenet(rng=np.random.default_rng(0)), models.lenet(batch_norm=True, rng=np.random.default_rng(0)),
+                  models.cnn(rng=np.random.default_rng(0))):
+        y, backward = model.forward(x)
+        dx, grads = backward(np.random.default_rng(2).standard_normal(y.shape).astype(np.float32))
+        assert y.shape == (3, 10) and dx.shape == x.shape
+        assert sorted(grads) == sorted(model.params) and all(g.shape == model.params[k].shape for k, g in grads.items())
+    assert len(models.lenet().params) == 10 and len(models.lenet(batch_norm=True).buffers) == 12
+    with pytest.raises(ValueError, match="channels"):
+        models.cnn(channels=(8,))
