@@ -281,9 +281,9 @@ def _init_weights(model, init, rng):
 
 
 def lenet(*, batch_norm=False, init="xavier", rng=None, dtype=np.float32, num_classes=10):
-    """The course's LeNet for 28 x 28 images, with sigmoids and average pooling::
+    """The course's LeNet for (N, 1, 28, 28) images (what the DataLoader yields), with
+    sigmoids and average pooling::
 
-        Unflatten(1, (1, 28))                                     (N, 28, 28) -> (N, 1, 28, 28)
         Conv2d(1, 6, 5, padding=2), Sigmoid(), AvgPool2d(2)       -> (N, 6, 14, 14)
         Conv2d(6, 16, 5), Sigmoid(), AvgPool2d(2)                 -> (N, 16, 5, 5)
         Flatten(), Linear(400, 120), Sigmoid(), Linear(120, 84), Sigmoid(), Linear(84, num_classes)
@@ -302,7 +302,7 @@ def lenet(*, batch_norm=False, init="xavier", rng=None, dtype=np.float32, num_cl
 
     Example:
         >>> model = lenet(rng=np.random.default_rng(0))
-        >>> model(np.zeros((2, 28, 28), np.float32)).shape
+        >>> model(np.zeros((2, 1, 28, 28), np.float32)).shape
         (2, 10)
     """
     batch_norm = V.flag(batch_norm, "batch_norm")
@@ -313,8 +313,7 @@ def lenet(*, batch_norm=False, init="xavier", rng=None, dtype=np.float32, num_cl
     def bn(cls, n):
         return [cls(n, dtype=dtype)] if batch_norm else []
 
-    layers = [nn.Unflatten(1, (1, 28)),
-              nn.Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype), *bn(nn.BatchNorm2d, 6), nn.Sigmoid(),
+    layers = [nn.Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype), *bn(nn.BatchNorm2d, 6), nn.Sigmoid(),
               nn.AvgPool2d(2),
               nn.Conv2d(6, 16, 5, rng=rng, dtype=dtype), *bn(nn.BatchNorm2d, 16), nn.Sigmoid(), nn.AvgPool2d(2),
               nn.Flatten(),
@@ -325,10 +324,9 @@ def lenet(*, batch_norm=False, init="xavier", rng=None, dtype=np.float32, num_cl
 
 
 def cnn(channels=(16, 32), hidden=128, *, rng=None, dtype=np.float32, num_classes=10):
-    """A small modern network for 28 x 28 images: two Conv-BatchNorm-ReLU-MaxPool blocks,
-    then a ReLU classifier::
+    """A small modern network for (N, 1, 28, 28) images: two Conv-BatchNorm-ReLU-MaxPool
+    blocks, then a ReLU classifier::
 
-        Unflatten(1, (1, 28))
         Conv2d(1, c1, 3, padding=1), BatchNorm2d(c1), ReLU(), MaxPool2d(2)    -> (N, c1, 14, 14)
         Conv2d(c1, c2, 3, padding=1), BatchNorm2d(c2), ReLU(), MaxPool2d(2)   -> (N, c2, 7, 7)
         Flatten(), Linear(c2 * 49, hidden), ReLU(), Linear(hidden, num_classes)
@@ -348,7 +346,6 @@ def cnn(channels=(16, 32), hidden=128, *, rng=None, dtype=np.float32, num_classe
     rng, dtype = V.generator(rng), V.float_dtype(dtype)
     num_classes = V.integer(num_classes, "num_classes", low=1)
     return nn.Sequential(
-        nn.Unflatten(1, (1, 28)),
         nn.Conv2d(1, c1, 3, padding=1, rng=rng, dtype=dtype), nn.BatchNorm2d(c1, dtype=dtype), nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Conv2d(c1, c2, 3, padding=1, rng=rng, dtype=dtype), nn.BatchNorm2d(c2, dtype=dtype), nn.ReLU(),

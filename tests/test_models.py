@@ -271,7 +271,7 @@ def test_other_argument(ctx, s, bad, outcome):
 
 
 def test_lenet_and_cnn_map_images_to_logits_and_back():
-    x = np.random.default_rng(1).random((3, 28, 28), dtype=np.float32)
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
     for model in (models.lenet(rng=np.random.default_rng(0)), models.lenet(batch_norm=True, rng=np.random.default_rng(0)),
                   models.cnn(rng=np.random.default_rng(0))):
         y, backward = model.forward(x)
