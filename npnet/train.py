@@ -37,6 +37,7 @@ from .checkpoint import (  # noqa: F401 (re-exported)
     CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, first_non_finite, load_checkpoint, save_checkpoint)
 from .errors import TrainingDiverged
 from .models import INITS, MODELS, build_model, collect_rngs  # noqa: F401 (re-exported)
+from .nn.losses import CrossEntropyLoss, NLLLoss
 from .results import EpochResult, EvalStats, FitResult, StepInfo, TrainStats  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -60,6 +61,17 @@ def _num_correct(Y, y, name="y"):
         raise ValueError(f"model output must have shape (N, C) to be scored against labels, got {Y.shape}")
     t, _ = V.class_indices(y, name, Y.shape[-1], Y.shape[:-1], shape_hint=f" for model output of shape {Y.shape}")
     return int(np.count_nonzero(Y.argmax(axis=-1).reshape(-1) == t))
+
+
+def _hits(Y, y):
+    """:func:`_num_correct` for labels that a class-index loss (CrossEntropyLoss,
+    NLLLoss) has just checked against ``Y``: an integer dtype, shape (N,) for Y of
+    shape (N, C), each in [0, C) or the loss's ignore_index. The loss does not
+    refuse ignore_index where the accuracy does, so a batch holding a label outside
+    [0, C) (or any other output) takes the full check of :func:`_num_correct`."""
+    if Y.ndim != 2 or y.shape != Y.shape[:1] or y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= Y.shape[1]:
+        return _num_correct(Y, y)
+    return int(np.count_nonzero(Y.argmax(axis=1) == y))
 
 
 # Overflow inside a diverging step is expected and caught by the finiteness
@@ -122,6 +134,9 @@ def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
     total_loss, correct, samples, step = 0.0, 0, 0, 0
     in_callbacks = 0.0
     forward, loss_forward, update = model.forward, loss_fn.forward, optimizer.step
+    # A class-index loss checks the labels against the output on every step; the
+    # accuracy then counts hits without checking them a second time.
+    count_hits = _hits if isinstance(loss_fn, (CrossEntropyLoss, NLLLoss)) else _num_correct
     caller_errors = np.geterr()   # a callback runs under the caller's floating-point settings
     start = time.perf_counter()
     with np.errstate(**_QUIET):   # entered once per epoch, not once per step
@@ -141,7 +156,7 @@ def train_epoch(model, loss_fn, optimizer, loader, *, epoch=1, callback=None):
                     epoch=epoch, step=step)
             _, grads = backward(loss_backward(), need_dx=False)
             update(grads)
-            batch_correct = _num_correct(Y, y)
+            batch_correct = count_hits(Y, y)
             total_loss += loss * n       # the mean loss times the batch size: the batch's sum
             correct += batch_correct
             samples += n

@@ -306,3 +306,45 @@ def test_row_blocked_kernels_agree_with_one_block_and_torch(shape, dtype):
                                rtol=tolerance(dtype, shape[1]), atol=tolerance(dtype, shape[1]) / shape[0])
     np.testing.assert_allclose(blocked["softmax"], torch.softmax(torch.from_numpy(X), 1).numpy(),
                                rtol=tolerance(dtype, shape[1]), atol=tolerance(dtype, shape[1]))
+
+
+# ------------------------------------------------- cross-entropy on short rows, by class
+
+@pytest.mark.parametrize("ignore_index", [-100, 0, 13])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_by_class_agrees_with_the_plain_kernel_and_torch(ignore_index, reduction, dtype):
+    # A classifier's logits (256, 10) take the by-class route (the transposed copy);
+    # some targets equal ignore_index, which is below, inside or above the classes.
+    rng = np.random.default_rng(2)
+    M, C = 256, 10
+    assert C <= _fast._SHORT_ROW < M
+    X = (rng.standard_normal((M, C)) * 5).astype(dtype)
+    t = rng.integers(0, C, M)
+    t[rng.random(M) < 0.2] = ignore_index
+    kw = dict(ignore_index=ignore_index, reduction=reduction)
+    dloss = np.asarray(rng.standard_normal(() if reduction != "none" else (M,)), dtype)
+    loss, backward = _fast.cross_entropy_with_backward(X, t, **kw)
+    grad = backward(dloss)
+    p_loss, p_backward = F.cross_entropy_with_backward.plain(X, t, **kw)
+    p_grad = p_backward(dloss)
+    close(loss, p_loss, dtype, C, finite_max(X) * M)
+    close(grad, p_grad, dtype, C, finite_max(dloss))
+    assert grad.shape == (M, C) and grad.dtype == dtype
+    xt = torch.from_numpy(X).requires_grad_(True)
+    tl = torch.nn.functional.cross_entropy(xt, torch.from_numpy(t), **kw)
+    tl.backward(torch.from_numpy(dloss))
+    np.testing.assert_allclose(loss, tl.detach().numpy(), rtol=tolerance(dtype, C), atol=tolerance(dtype, C))
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=tolerance(dtype, C), atol=tolerance(dtype, C))
+
+
+@pytest.mark.parametrize("ignore_index, targets, kept", [
+    (-100, [0, 3, 9], True), (-100, [0, -100, 9], False),
+    (0, [1, 3, 9], True), (0, [1, 0, 9], False),
+    (10, [0, 3, 9], True), (10, [0, 10, 9], False),
+    (-100, [], True),
+])
+def test_all_kept_answers_with_one_reduction_for_checked_targets(ignore_index, targets, kept):
+    t = np.array(targets, np.int64)
+    assert _fast._all_kept(t, ignore_index, 10) is kept
+    assert kept == bool((t != ignore_index).all())

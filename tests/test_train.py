@@ -134,6 +134,25 @@ def test_train_epoch_callbacks_run_under_the_callers_floating_point_settings():
     assert after["over"] == "raise"
 
 
+@pytest.mark.parametrize("loss_fn", [nn.CrossEntropyLoss(), nn.NLLLoss()], ids=["cross_entropy", "nll"])
+def test_train_epoch_counts_hits_without_a_second_label_check_and_still_refuses_bad_labels(loss_fn):
+    # A class-index loss checks the labels on every step, so the accuracy counts
+    # argmax hits without checking them again; ties go to the first class, as argmax.
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
+    m[1].params["weight"][...] = 0     # every output 0: a three-way tie, argmax 0
+    m[1].params["bias"][...] = 0
+    opt = optim.SGD(m.params, lr=0.0)
+    X = np.random.default_rng(1).random((5, 2, 2), dtype=np.float32)
+    y = np.array([0, 1, 2, 0, 1])
+    assert T.train_epoch(m, loss_fn, opt, [(X, y)]).accuracy == 2 / 5
+    assert T.train_epoch(m, loss_fn, opt, [(X, y.astype(np.uint8))]).accuracy == 2 / 5
+    # the loss ignores a label equal to its ignore_index; the accuracy refuses it, as before
+    with pytest.raises(ValueError, match=r"\by\b.*-100"):
+        T.train_epoch(m, loss_fn, opt, [(X, np.array([0, 1, -100, 0, 1]))])
+    with pytest.raises(ValueError, match=r"\by\b.*\b3\b"):
+        T.train_epoch(m, type(loss_fn)(ignore_index=3), opt, [(X, np.array([0, 1, 3, 0, 1]))])
+
+
 def test_evaluate_accuracy_counts_argmax_hits():
     m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
     m[1].params["weight"][...] = np.eye(3, 4, dtype=np.float32)

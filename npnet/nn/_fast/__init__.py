@@ -180,22 +180,16 @@ def cross_entropy_with_backward(logits, target, *, weight=None, ignore_index=-10
     R = classes_last(logits, class_axis(logits.shape))
     M, C = R.shape
     t = target.reshape(-1).astype(np.int64, copy=False)
-    keep = t != ignore_index
-    all_kept = bool(keep.all())
+    all_kept = _all_kept(t, ignore_index, C)
+    keep = None if all_kept else t != ignore_index
     if not all_kept:
         t = np.where(keep, t, 0)   # an index that can index (the row's loss is 0 anyway)
-    # Z[i, t_i] is gathered from the flat array with one index (a third of the
-    # time of Z[arange, t] at (256, 10)). Blocks of rows keep each block in
-    # cache from the subtraction through the exponential to the sum.
-    flat_t = np.arange(0, M * C, C) + t
-    E = np.empty((M, C), R.dtype)
     with np.errstate(invalid="ignore"):   # inf - inf = nan where a row's max is infinite, as torch
-        if E.nbytes <= _BLOCK_BYTES:
-            z_t, s = _shifted_exp(R, E, flat_t)
+        by_class = C <= _SHORT_ROW < M
+        if by_class:
+            E, z_t, s, flat_t = _shifted_exp_by_class(R, t)
         else:
-            z_t, s = np.empty(M, R.dtype), np.empty(M, R.dtype)
-            for i, j in _row_blocks(M, C * E.itemsize):
-                z_t[i:j], s[i:j] = _shifted_exp(R[i:j], E[i:j], flat_t[i:j] - i * C)
+            E, z_t, s, flat_t = _shifted_exp_by_row(R, t)
     per_row = np.log(s)
     per_row -= z_t
     if not all_kept:
@@ -206,21 +200,72 @@ def cross_entropy_with_backward(logits, target, *, weight=None, ignore_index=-10
 
     def backward(dloss):
         # scale * (softmax - onehot), with scale = d(reduced loss) / d(row loss) * dloss
-        if reduction == "none":
-            scale = dloss.reshape(-1)
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):   # 0 / 0 when every row is ignored; inf * 0
+            if reduction == "none":
+                scale = dloss.reshape(-1)
+            else:
                 scale = dloss if reduction == "sum" else (dloss / count).astype(R.dtype, copy=False)
+                if not all_kept:
+                    scale = np.broadcast_to(scale, (M,))
             if not all_kept:
-                scale = np.broadcast_to(scale, (M,))
-        if not all_kept:
-            scale = np.where(keep, scale, R.dtype.type(0))   # an ignored row gets exactly 0, as torch
-        with np.errstate(invalid="ignore"):
-            G = E * (scale / s)[:, None]       # scale * softmax
-            G.reshape(-1)[flat_t] -= scale     # ... - scale * onehot
+                scale = np.where(keep, scale, R.dtype.type(0))   # an ignored row gets exactly 0, as torch
+            if by_class:                         # E is (C, M) (see _shifted_exp_by_class): scale runs along its rows
+                G = E * (scale / s)              # scale * softmax, (C, M)
+                G.reshape(-1)[flat_t] -= scale   # ... - scale * onehot
+                G = G.T                          # (M, C), a transposed view: no copy
+            else:
+                G = E * (scale / s)[:, None]
+                G.reshape(-1)[flat_t] -= scale
         return classes_back(G, logits.shape)
 
     return loss, backward
+
+
+def _all_kept(t, ignore_index, C):
+    """Whether no (checked) target equals ``ignore_index``: every target is a class in
+    [0, C) or ignore_index, so one reduction answers when ignore_index is not a class."""
+    if not t.size:
+        return True
+    if ignore_index < 0:
+        return bool(t.min() >= 0)
+    if ignore_index >= C:
+        return bool(t.max() < C)
+    return not bool((t == ignore_index).any())
+
+
+def _shifted_exp_by_row(R, t):
+    """For rows ``R`` (M, C): ``E = exp(z)`` with ``z = R - max(R)`` per row, ``z[i, t_i]``,
+    the row sums of ``E``, and the flat indices of the targets in ``E``."""
+    M, C = R.shape
+    # Z[i, t_i] is gathered from the flat array with one index (a third of the
+    # time of Z[arange, t] at (256, 10)). Blocks of rows keep each block in
+    # cache from the subtraction through the exponential to the sum.
+    flat_t = np.arange(0, M * C, C) + t
+    E = np.empty((M, C), R.dtype)
+    if E.nbytes <= _BLOCK_BYTES:
+        z_t, s = _shifted_exp(R, E, flat_t)
+    else:
+        z_t, s = np.empty(M, R.dtype), np.empty(M, R.dtype)
+        for i, j in _row_blocks(M, C * E.itemsize):
+            z_t[i:j], s[i:j] = _shifted_exp(R[i:j], E[i:j], flat_t[i:j] - i * C)
+    return E, z_t, s, flat_t
+
+
+def _shifted_exp_by_class(R, t):
+    """:func:`_shifted_exp_by_row` for short rows (a classifier's 10 logits per sample),
+    computed on the transposed copy ``E`` (C, M): a class per row, every sample along
+    it. Each step (the max over classes, the subtraction, the sum, and in the backward
+    the scaling by 1 / s) then runs down long contiguous rows with every SIMD lane on
+    a different sample, where NumPy would take the (M, C) rows one short row at a time;
+    and it takes fewer NumPy calls (the max needs no copy of its own)."""
+    M, C = R.shape
+    E = np.array(R.T, order="C")          # (C, M)
+    E -= E.max(axis=0)                     # z = x - max over the classes (exact)
+    flat_t = t * M                         # z[t_i, i] sits at t_i * M + i of the flat (C, M) array
+    flat_t += np.arange(M)
+    z_t = E.reshape(-1).take(flat_t)
+    np.exp(E, out=E)
+    return E, z_t, E.sum(axis=0), flat_t
 
 
 def _fused(logits, target, *, weight=None, label_smoothing=0.0, **_):
