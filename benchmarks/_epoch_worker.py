@@ -1,7 +1,8 @@
 """One npnet training epoch on request, in a process of its own.
 
-``python -m benchmarks._epoch_worker KIND QUICK THREADS`` builds the model, loader,
-loss and optimizer exactly as :func:`benchmarks.e2e.run` builds npnet's side, prints
+``python -m benchmarks._epoch_worker KIND IMAGES THREADS`` builds the model, loader,
+loss and optimizer exactly as :func:`benchmarks.e2e.run` builds npnet's side (KIND:
+softmax, mlp, lenet or cnn; IMAGES: the first that many training images), prints
 one line ``ready <kernels>`` and then, for each line ``epoch`` read from stdin, runs
 :func:`npnet.train.train_epoch` once and answers ``done <seconds>``. It exists
 because ``NPNET_KERNELS`` is read when npnet is imported: the plain kernels can be
@@ -22,7 +23,7 @@ def kernels_in_use():
 
 
 def main(argv):
-    kind, quick, threads = argv[0], argv[1] == "1", int(argv[2])
+    kind, images, threads = argv[0], int(argv[1]), int(argv[2])
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -32,8 +33,7 @@ def main(argv):
     from .e2e import BATCH, _npnet_model
 
     X, y, _, _ = data.load_fashion_mnist()
-    if quick:
-        X, y = X[:2048], y[:2048]
+    X, y = X[:images], y[:images]
     rng = np.random.default_rng(1)
     model, lr = _npnet_model(kind, rng)
     opt = optim.SGD(model.params, lr=lr)

@@ -5,9 +5,16 @@ as one float32 tensor, batches by slicing a random permutation, and
 ``optimizer.zero_grad(); loss.backward(); optimizer.step()``. The npnet side is
 what ``npnet train`` runs: :func:`npnet.train.train_epoch` over a
 :class:`npnet.data.DataLoader` that keeps the images as uint8.
+
+The course's two linear models (softmax regression, the MLP) get the most rows:
+the README's worked-example loop, a fused NumPy loop written without npnet, the
+plain kernels. The convolutional models (LeNet, the cnn) get npnet's epoch, the
+plain kernels' epoch and their floor (:func:`conv_floor_epoch`), each beside the
+torch twin's epoch on the same number of batches.
 """
 import copy
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -22,17 +29,37 @@ from npnet import train as T
 from .timing import interleaved
 
 BATCH = 256
+# the convolutional models: their row's label and the SGD learning rate their epochs run with
+# (LeNet's is the course's; an epoch's time does not depend on it)
+CONV_MODELS = {"lenet": ("LeNet epoch", 0.9), "cnn": ("cnn epoch", 0.1)}
+CONV_QUICK_IMAGES = 512
 
 
-def _npnet_model(kind, rng):
-    """The course's model of ``kind`` ("softmax" or "mlp") and its learning rate."""
+def _conv_model(kind, rng, dtype=np.float32):
+    """LeNet or the cnn, as ``npnet train --model KIND`` builds it."""
+    if kind in models.MODELS:
+        return models.build_model(kind, rng=rng, dtype=dtype)
+    # Until build_model names them: the builders themselves, without the leading
+    # Unflatten (the DataLoader's batches are (N, 1, 28, 28) already).
+    model = getattr(models, kind)(rng=rng, dtype=dtype)
+    layers = list(model)
+    return nn.Sequential(*layers[1:]) if isinstance(layers[0], nn.Unflatten) else model
+
+
+def _npnet_model(kind, rng, dtype=np.float32):
+    """The course's model of ``kind`` ("softmax", "mlp", "lenet" or "cnn") and its learning rate."""
+    if kind in CONV_MODELS:
+        return _conv_model(kind, rng, dtype), CONV_MODELS[kind][1]
     if kind == "softmax":
         return models.build_model("softmax", init="normal", rng=rng), 0.1
     return models.build_model("mlp", hidden=256, init="normal", rng=rng), 0.5
 
 
-def _models(kind, rng):
-    model, lr = _npnet_model(kind, rng)
+def _models(kind, rng, dtype=np.float32):
+    model, lr = _npnet_model(kind, rng, dtype)
+    if kind in CONV_MODELS:
+        import reference     # its torch twin (train mode, same weights and buffers)
+        return model, reference.twin(model).train(), lr
     if kind == "softmax":
         tmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     else:
@@ -63,11 +90,11 @@ class PlainKernelsEpoch:
     builds its own; each call asks for one epoch and waits for it, so the child's
     epochs interleave with the parent's timings."""
 
-    def __init__(self, kind, quick, threads):
+    def __init__(self, kind, images, threads):
         env = {**os.environ, "NPNET_KERNELS": "plain"}
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks._epoch_worker", kind, str(int(quick)), str(threads)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks._epoch_worker", kind, str(images), str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
         first = self.proc.stdout.readline().split()
         if not first or first[0] != "ready":
@@ -104,15 +131,19 @@ def _torch_epoch(tmodel, topt, Xt, yt, generator):
 
 
 def _check_lockstep(kind, X, y, steps=10):
-    """Same initial weights, same batches: npnet and torch must stay together."""
+    """Same initial weights, same batches: npnet and torch must stay together. The
+    convolutional models step in float64: in float32 batch norm lets the two sides'
+    rounding grow past the tolerance within a few steps."""
     rng = np.random.default_rng(0)
-    model, tmodel, lr = _models(kind, rng)
+    dtype = np.float64 if kind in CONV_MODELS else np.float32
+    model, tmodel, lr = _models(kind, rng, dtype)
     opt, topt = optim.SGD(model.params, lr=lr), torch.optim.SGD(tmodel.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     loader = data.DataLoader(X, y, BATCH, shuffle=True, rng=rng)
     for step, (xb, yb) in enumerate(loader):
         if step == steps:
             break
+        xb = xb.astype(dtype, copy=False)
         out, backward = model.forward(xb)
         loss, loss_backward = loss_fn.forward(out, yb)
         _, grads = backward(loss_backward(), need_dx=False)
@@ -123,10 +154,11 @@ def _check_lockstep(kind, X, y, steps=10):
         topt.step()
         if abs(float(loss) - tloss.item()) > 1e-4 * max(1.0, abs(tloss.item())):
             raise AssertionError(f"{kind}: loss differs at step {step}: npnet {float(loss)}, torch {tloss.item()}")
+    state = model.state_dict()      # parameters and buffers (BatchNorm's running statistics)
     for k, v in tmodel.state_dict().items():
-        err = float(np.abs(model.params[k] - v.numpy()).max())
-        if err > 1e-4:
-            raise AssertionError(f"{kind}: parameter {k} differs by {err:.2e} after {steps} lockstep steps")
+        err = float(np.abs(state[k] - v.numpy()).max())
+        if err > 1e-4 * max(1.0, float(np.abs(v.numpy()).max())):
+            raise AssertionError(f"{kind}: {k} differs by {err:.2e} after {steps} lockstep steps")
 
 
 def fused_numpy_epoch(kind, params, X, y, order, lr):
@@ -217,6 +249,74 @@ def floor_epoch(kind, X, hidden=256, *, prepare=True):
             if kind == "mlp":
                 dZ[:m] @ W2
                 dH[:m].T @ x
+    return epoch
+
+
+def _product_shapes(model, m):
+    """The matrix products of one training step of ``model`` on a batch of ``m`` images, as
+    [(layer kind, a, b, c, first)]: a Conv2d's weight (a = O, b = C kH kW) times its patch
+    matrix (c = m oH oW columns), a Linear's batch (a = m) times its weight (b = in, c = out);
+    ``first`` for the first layer with weights, which needs no input gradient."""
+    x = np.zeros((m, 1, 28, 28), np.float32)
+    shapes = []
+    for layer in model:
+        if isinstance(layer, nn.Conv2d):
+            y = layer(x)
+            O = layer.out_channels
+            shapes.append(("conv", O, layer.params["weight"][0].size, y.size // O, not shapes))
+            x = y
+            continue
+        if isinstance(layer, nn.Linear):
+            shapes.append(("linear", x.shape[0], layer.in_features, layer.out_features, not shapes))
+        x = layer(x)
+    return shapes
+
+
+def _products(shapes, rng):
+    """A callable computing the products of :func:`_product_shapes` on random operands made now:
+    a Conv2d's forward Y^T = W2 P, dW^T = P dY and dP = W2^T dY^T (the patch matrix P made
+    beforehand, in the layout of npnet's fast kernels and benchmarks.conv's floor); a Linear's
+    forward X W^T, dW = dY^T X and dX = dY W; the first layer skips its input gradient."""
+    f32 = np.float32
+    calls = []
+    for kind, a, b, c, first in shapes:
+        if kind == "conv":
+            W2, P, dYt = (rng.standard_normal(s, dtype=f32) for s in ((a, b), (b, c), (a, c)))
+            calls.append(lambda W2=W2, P=P, dYt=dYt, first=first: (W2 @ P, P @ dYt.T, None if first else W2.T @ dYt))
+        else:
+            X, W, dY = (rng.standard_normal(s, dtype=f32) for s in ((a, b), (c, b), (a, c)))
+            calls.append(lambda X=X, W=W, dY=dY, first=first: (X @ W.T, dY.T @ X, None if first else dY @ W))
+
+    def products():
+        for call in calls:
+            call()
+    return products
+
+
+def conv_floor_epoch(model, X, *, prepare=True):
+    """A callable running only the unavoidable work of one epoch of a convolutional model:
+    the shuffled uint8 gather and float32 conversion of every batch, and the matrix products
+    of its convolutions (as GEMMs on patch matrices unfolded beforehand: unfolding them is
+    not counted) and of its Linears, forward and backward. The elementwise layers (sigmoid,
+    ReLU, pooling, batch norm), the unfolding and col2im are left out: no NumPy
+    implementation of the epoch can take less. With ``prepare=False``, the products alone.
+    """
+    f32 = np.float32
+    rng = np.random.default_rng(0)
+    Xf = X.reshape(X.shape[0], -1)
+    staging = np.empty((BATCH, Xf.shape[1]), np.uint8)
+    xb = np.empty((BATCH, Xf.shape[1]), f32)
+    sizes = {min(BATCH, len(X)), len(X) % BATCH} - {0}
+    steps = {m: _products(_product_shapes(model, m), rng) for m in sizes}
+
+    def epoch():
+        order = rng.permutation(Xf.shape[0])
+        for start in range(0, len(order), BATCH):
+            idx = order[start:start + BATCH]
+            m = len(idx)
+            if prepare:
+                np.divide(np.take(Xf, idx, axis=0, out=staging[:m]), f32(255), out=xb[:m], dtype=f32)
+            steps[m]()
     return epoch
 
 
@@ -317,7 +417,7 @@ def run(quick=False, repeats=7, threads=None):
                                                                rng=np.random.default_rng(1)))
                   for flag in (False, True)}
         worked_opts = {flag: optim.SGD(m.params, lr=lr) for flag, (m, _) in worked.items()}
-        plain = PlainKernelsEpoch(kind, quick, threads)
+        plain = PlainKernelsEpoch(kind, len(X_train), threads)
         try:
             medians, _ = interleaved({
                 "npnet": lambda: T.train_epoch(model, loss_fn, opt, loader),
@@ -352,6 +452,10 @@ def run(quick=False, repeats=7, threads=None):
                                   ("fused", f"{label}: fused NumPy loop", None)):
             results.append({"group": "train", "name": f"{name} / its floor (time ratio)",
                             "value": medians[key] / medians["floor"], "unit": "", "target": target})
+    n = CONV_QUICK_IMAGES if quick else len(X_train)     # a quick run: two batches
+    for kind, (label, _) in CONV_MODELS.items():
+        results += conv_epoch_rows(kind, label, X_train[:n], y_train[:n], Xt[:n], yt[:n], repeats=repeats,
+                                   threads=threads)
     mlp = epoch_times["mlp"]
     results.append({"group": "train", "name": "MLP epoch: matrix products alone (GEMM-bound limit)",
                     "value": mlp["gemm"], "unit": "s", "target": None})
@@ -366,4 +470,69 @@ def run(quick=False, repeats=7, threads=None):
     rss_args = ["--epochs", "1"] if quick else []
     results.append({"group": "memory", "name": f"peak RSS of npnet train {' '.join(rss_args) or '(default run)'}",
                     "value": peak_rss_mb(rss_args), "unit": "MB", "target": 200})
+    results += cnn_rss_rows(X_train, y_train, quick=quick)
     return results
+
+
+def conv_epoch_rows(kind, label, X, y, Xt, yt, *, repeats=7, threads=None):
+    """The rows of one convolutional model: npnet's ``train_epoch``, the same with
+    ``NPNET_KERNELS=plain`` and the epoch's floor, each against the torch twin's epoch,
+    all interleaved; then each epoch's ratio to the floor."""
+    _check_lockstep(kind, X, y)
+    rng = np.random.default_rng(1)
+    model, tmodel, lr = _models(kind, rng)
+    opt, topt = optim.SGD(model.params, lr=lr), torch.optim.SGD(tmodel.parameters(), lr=lr)
+    loader = data.DataLoader(X, y, BATCH, shuffle=True, rng=rng)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(1)
+    plain = PlainKernelsEpoch(kind, len(X), threads or os.cpu_count())
+    try:
+        medians, _ = interleaved({
+            "npnet": lambda: T.train_epoch(model, loss_fn, opt, loader),
+            "plain": plain,
+            "torch": lambda: _torch_epoch(tmodel, topt, Xt, yt, gen),
+            "floor": conv_floor_epoch(model, X),
+            "gemm": conv_floor_epoch(model, X, prepare=False),
+        }, repeats=repeats, target_seconds=0.0, pause=0.1)
+    finally:
+        plain.close()
+    shape = f"{len(X)} images, batch {BATCH}"
+    plain_name = f"{label}, NPNET_KERNELS=plain" + ("" if plain.kernels == "plain" else " (no such switch: the same kernels)")
+    rows = []
+    for key, name in (("npnet", label), ("plain", plain_name),
+                      ("floor", f"{label}: batch preparation and matrix products alone"),
+                      ("gemm", f"{label}: matrix products alone")):
+        rows.append({"group": "train", "name": name, "shape": shape, "npnet_s": medians[key],
+                     "torch_s": medians["torch"], "ratio": medians[key] / medians["torch"], "agree": True,
+                     "reference": key in ("floor", "gemm")})
+    for key, name, target in (("npnet", label, 1.3), ("plain", f"{label}, NPNET_KERNELS=plain", None)):
+        rows.append({"group": "train", "name": f"{name} / its floor (time ratio)",
+                     "value": medians[key] / medians["floor"], "unit": "", "target": target})
+    return rows
+
+
+def _write_idx(path, array):
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes())
+
+
+def cnn_rss_rows(X, y, *, quick=False):
+    """Peak RSS of ``npnet train --model cnn --epochs 1`` (the peak is reached in the first
+    epoch: later epochs allocate the same arrays again). A quick run trains on a folder
+    holding the first images of ``X`` and 512 test images. No row while ``npnet train``
+    has no such model."""
+    if "cnn" not in models.MODELS:
+        print("peak RSS of npnet train --model cnn: skipped, npnet train has no --model cnn", file=sys.stderr)
+        return []
+    args = ["--model", "cnn", "--epochs", "1"]
+    with tempfile.TemporaryDirectory() as folder:
+        if quick:
+            _, _, X_test, y_test = data.load_fashion_mnist()
+            for prefix, images, labels in (("train", X, y), ("t10k", X_test[:512], y_test[:512])):
+                _write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte"), images)
+                _write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte"), labels)
+            args += ["--data-dir", folder]
+        mb = peak_rss_mb(args)
+    name = "peak RSS of npnet train --model cnn --epochs 1" + (f" ({len(X)} training images)" if quick else "")
+    return [{"group": "memory", "name": name, "value": mb, "unit": "MB", "target": 300}]

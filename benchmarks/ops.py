@@ -36,7 +36,9 @@ def _close(a, b, what, *, rtol=2e-4, atol=2e-5):
 
 
 def _module_case(name, shape, module, tmodule, x, dy, *, grads_of_input=True):
-    """A module against its torch twin: forward, then backward with the same dy."""
+    """A module against its torch twin: forward, then backward with the same dy.
+    ``grads_of_input=False``: neither side computes the input's gradient (npnet's
+    ``need_dx=False``; torch's input does not require grad), as for a network's first layer."""
     xt = torch.from_numpy(x).requires_grad_(grads_of_input)
     dyt = torch.from_numpy(dy)
     tparams = list(tmodule.parameters())
@@ -44,7 +46,7 @@ def _module_case(name, shape, module, tmodule, x, dy, *, grads_of_input=True):
 
     def run_np():
         y, backward = module.forward(x)
-        return y, backward(dy)
+        return y, backward(dy, need_dx=grads_of_input)
 
     def run_torch():
         y = tmodule(xt)

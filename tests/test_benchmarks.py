@@ -38,6 +38,11 @@ def test_quick_ops_run_writes_json_markdown_and_chart(tmp_path):
     names = {r["name"] for r in report["results"]}
     assert {"softmax", "log_softmax", "cross_entropy", "Linear", "ReLU", "Sigmoid", "Dropout", "MLP train step"} <= names
     assert {"Conv2d", "Conv2d: matrix products alone", "Conv2d / its floor (time ratio)"} <= names
+    conv_shapes = [r["shape"] for r in report["results"] if r["name"] == "Conv2d"]
+    assert len(conv_shapes) == 3 and sum(s.endswith("need_dx=False") for s in conv_shapes) == 1
+    for shape in conv_shapes:     # every conv row comes with its floor and its ratio to it
+        assert {r["name"] for r in report["results"] if r["shape"] == shape} >= {
+            "Conv2d", "Conv2d: matrix products alone", "Conv2d / its floor (time ratio)"}
     for r in report["results"]:
         if "value" in r:        # a measurement row (a ratio to a floor), no torch column
             assert r["value"] > 0
@@ -75,6 +80,20 @@ def test_quick_train_part_runs_on_real_data(tmp_path):
         assert ratio == pytest.approx(by_name[label]["npnet_s"] / floor["npnet_s"])
         for row in (f"{label}: worked-example loop", f"{label}, NPNET_KERNELS=plain", f"{label}: fused NumPy loop"):
             assert by_name[f"{row} / its floor (time ratio)"]["value"] > 0
+    for label in ("LeNet epoch", "cnn epoch"):
+        assert by_name[label]["npnet_s"] > 0 and by_name[label]["torch_s"] > 0
+        assert by_name[label]["shape"].startswith("512 images")
+        floor = by_name[f"{label}: batch preparation and matrix products alone"]
+        gemm = by_name[f"{label}: matrix products alone"]
+        assert floor["reference"] and gemm["reference"] and floor["torch_s"] == by_name[label]["torch_s"]
+        plain = [r for r in results if r["name"].startswith(f"{label}, NPNET_KERNELS=plain") and "ratio" in r]
+        assert len(plain) == 1 and plain[0]["npnet_s"] > 0
+        ratio = by_name[f"{label} / its floor (time ratio)"]["value"]
+        assert ratio == pytest.approx(by_name[label]["npnet_s"] / floor["npnet_s"])
+    from npnet import models
+    cnn_rss = [r for r in results if r["name"].startswith("peak RSS of npnet train --model cnn")]
+    assert len(cnn_rss) == ("cnn" in models.MODELS)      # measured once npnet train knows the cnn
+    assert all(10 < r["value"] < 4000 for r in cnn_rss)
     text = (tmp_path / "latest.md").read_text()
     assert "softmax regression epoch / its floor (time ratio)" in text and "worked-example loop" in text
 
@@ -198,3 +217,41 @@ def test_without_torch_one_line_names_the_install_command_and_exits_2():
     (line,) = proc.stderr.splitlines()
     assert "torch" in line and bench_main.INSTALL in line and bench_main.INSTALL == "pip install -e '.[bench]'"
     assert not os.path.exists(os.path.join(ROOT, "unused"))
+
+
+def test_the_conv_epoch_floor_has_the_products_of_lenet_and_the_cnn():
+    # The floor times each Conv2d's products on its patch matrix (O x C kH kW times
+    # C kH kW x N oH oW) and each Linear's; the first layer computes no input gradient.
+    from benchmarks import e2e
+    lenet, _ = e2e._npnet_model("lenet", np.random.default_rng(0))
+    assert e2e._product_shapes(lenet, 256) == [
+        ("conv", 6, 25, 256 * 28 * 28, True), ("conv", 16, 150, 256 * 10 * 10, False),
+        ("linear", 256, 400, 120, False), ("linear", 256, 120, 84, False), ("linear", 256, 84, 10, False)]
+    cnn, _ = e2e._npnet_model("cnn", np.random.default_rng(0))
+    shapes = e2e._product_shapes(cnn, 7)
+    assert [s[0] for s in shapes] == ["conv", "conv", "linear", "linear"] and shapes[0][-1] and not shapes[1][-1]
+    assert shapes[0][1:4] == (cnn[0].out_channels, 9, 7 * 28 * 28)
+    X = np.random.default_rng(1).integers(0, 256, (300, 28, 28)).astype(np.uint8)
+    e2e.conv_floor_epoch(lenet, X)()     # a full and an uneven last batch (300 = 256 + 44)
+
+
+def test_the_conv_lockstep_check_catches_a_wrong_gradient(monkeypatch):
+    # Before timing, LeNet and the cnn step beside their torch twins: a wrong gradient stops the run.
+    from benchmarks import e2e
+    from npnet import nn
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (512, 28, 28)).astype(np.uint8)
+    y = rng.integers(0, 10, 512)
+    e2e._check_lockstep("lenet", X, y, steps=2)
+    real = nn.Conv2d.forward
+
+    def halved_weight_gradient(self, X, train=True):
+        Y, backward = real(self, X, train)
+
+        def half(dY, **kw):
+            dX, grads = backward(dY, **kw)
+            return dX, {**grads, "weight": grads["weight"] / 2}
+        return Y, half
+    monkeypatch.setattr(nn.Conv2d, "forward", halved_weight_gradient)
+    with pytest.raises(AssertionError, match="differs"):
+        e2e._check_lockstep("lenet", X, y, steps=2)

@@ -113,6 +113,33 @@ def test_fast_max_pool_twins_equal_the_plain_kernels(case, ceil_mode):
     np.testing.assert_array_equal(x, before)
 
 
+@given(case=tiling_cases(), ceil_mode=st.booleans(), count_include_pad=st.booleans())
+def test_fast_avg_pool_twins_equal_the_plain_kernels(case, ceil_mode, count_include_pad):
+    x, k, dy = case
+    args = (k, k, (0, 0), ceil_mode, count_include_pad)
+    if not _fast.avg_pool2d.handles(x, *args):
+        assert ceil_mode and (x.shape[-2] % k[0] or x.shape[-1] % k[1])
+        return
+    assert _fast.avg_pool2d_backward.handles(dy, x, *args)
+    before = x.copy()
+    y, dx = _fast.avg_pool2d(x, *args), _fast.avg_pool2d_backward(dy, x, *args)
+    y_plain, dx_plain = F.avg_pool2d.plain(x, *args), F.avg_pool2d_backward.plain(dy, x, *args)
+    assert y.dtype == y_plain.dtype and dx.dtype == dx_plain.dtype and dx.shape == x.shape
+    np.testing.assert_array_equal(y, y_plain)
+    np.testing.assert_array_equal(dx, dx_plain)
+    assert not np.signbit(dx[dx == 0]).any()     # +0, as the plain kernel's scatter-add into zeros
+    np.testing.assert_array_equal(x, before)
+
+
+def test_fast_avg_pool_twins_cover_only_windows_that_tile():
+    x = np.zeros((1, 1, 6, 6))
+    assert _fast.avg_pool2d.handles(x, (2, 2), (2, 2), (0, 0), False, True)
+    for stride, padding, ceil in [((1, 1), (0, 0), False), ((2, 2), (1, 1), False)]:
+        assert not _fast.avg_pool2d.handles(x, (2, 2), stride, padding, ceil, True)
+        assert not _fast.avg_pool2d_backward.handles(x[..., :3, :3], x, (2, 2), stride, padding, ceil, True)
+    assert not _fast.avg_pool2d.handles(np.zeros((1, 1, 5, 6)), (2, 2), (2, 2), (0, 0), True, True)
+
+
 def test_fast_twins_cover_only_windows_that_tile():
     x = np.zeros((1, 1, 6, 6))
     assert _fast.max_pool2d.handles(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
