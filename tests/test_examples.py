@@ -30,6 +30,7 @@ SCRIPTS = {
     "09_study_kfold.py": (True, r"<- chosen"),
     "10_conv_from_scratch.py": (False, r"dW, db, dX by hand == nn\.Conv2d's backward: True\n(.|\n)*"
                                        r"im2col by hand vs nn\.Conv2d, largest difference: Y \d"),
+    "11_study_batchnorm.py": (True, r"LeNet: spread of each sigmoid's input before training: conv1 0\.\d+, conv2 0\.0"),
 }
 
 
