@@ -265,14 +265,17 @@ def plot(result, path):
         for name, style in zip(result.models, ("--", "-")):
             stds = result.curves[name, lr].activation_std
             for j, layer in enumerate(LAYERS):
-                ax.semilogy(steps, stds[:, j], style, marker="o", ms=3, color=colors[j], label=f"{name} {layer}")
+                ax.semilogy(steps, stds[:, j], style, marker="o", ms=3, color=colors[j],
+                            label=layer if style == "-" else None)
         ax.axhline(1.0, color="gray", ls=":", lw=0.8)
-        ax.set(xlabel="epoch (0 = before training)", ylabel="std of the sigmoid's input",
-               title=f"activation scale, lr {lr:g}")
+        ax.set(xlabel="epoch (0 = before training)", ylabel="spread of the sigmoid's input over images",
+               title=f"activation scale per layer, lr {lr:g}")
         ax.set_xticks(steps if len(steps) <= 11 else np.linspace(0, steps[-1], 11).round())
         ax.grid(True, alpha=0.3)
         if i == 0:
-            ax.legend(fontsize=6, ncol=2)
+            ax.plot([], [], "k-", label="with BatchNorm")
+            ax.plot([], [], "k--", label="without")
+            ax.legend(fontsize=7, loc="center right")
     fig.suptitle("sigmoid LeNet: dashed without BatchNorm, solid with it; same initial weights, same batches",
                  fontsize=10)
     fig.tight_layout()
