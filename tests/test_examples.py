@@ -28,6 +28,9 @@ SCRIPTS = {
     "07_study_symmetry.py": (True, r"constant: after 100 steps the hidden units differ by at most 0\.0 "),
     "08_study_init.py": (True, r"last layer's output std at step 0"),
     "09_study_kfold.py": (True, r"<- chosen"),
+    "10_conv_from_scratch.py": (False, r"dW, db, dX by hand == nn\.Conv2d's backward: True\n(.|\n)*"
+                                       r"im2col by hand vs nn\.Conv2d, largest difference: Y \d"),
+    "11_study_batchnorm.py": (True, r"LeNet: spread of each sigmoid's input before training: conv1 0\.\d+, conv2 0\.0"),
 }
 
 

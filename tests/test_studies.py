@@ -16,7 +16,8 @@ import pytest
 from npnet.data import load_fashion_mnist, to_float
 from npnet.errors import DataError
 from npnet.nn import functional as F
-from npnet.studies import STUDIES, _common, initialization, kfold, load, stability, symmetry, vanishing
+from npnet import nn
+from npnet.studies import STUDIES, _common, batchnorm, initialization, kfold, load, stability, symmetry, vanishing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -298,6 +299,97 @@ def test_kfold_grids_include_adam_dropout_and_kaiming():
     assert any(s.init == "kaiming" for s in best)
 
 
+# --------------------------------------------------------------------------- batchnorm
+
+@pytest.fixture(scope="module")
+def bn(fmnist):
+    return batchnorm.run(quick=True)   # 2,000 training images, 2 epochs, lr 0.1, 0.9 and 4
+
+
+@pytest.mark.realdata
+def test_batchnorm_lets_the_sigmoid_lenet_learn_at_every_learning_rate(bn):
+    # Checked on seeds 0-3 with lr 0.1, 0.9, 4 and 10: without BatchNorm the training accuracy
+    # never left 0.09-0.12; with it, epoch 2 reached 0.32-0.67. At lr <= 0.9 its first epoch's
+    # loss was 1.70-1.97 against 2.33-2.58 without; at lr 4 the first steps overshoot
+    # (epoch 1 loss 8-10, the last Linear has no BatchNorm) before it learns.
+    assert bn.lrs == (0.1, 0.9, 4.0) and bn.epochs == 2
+    for lr in bn.lrs:
+        plain, normed = bn.curves["LeNet", lr], bn.curves["LeNet+BN", lr]
+        assert plain.diverged is None and normed.diverged is None, lr
+        assert plain.train_accuracy.max() < 0.2, lr                      # chance is 0.1
+        assert normed.train_accuracy[-1] > max(0.25, plain.train_accuracy[-1] + 0.15), lr
+        if lr <= 1:
+            assert normed.loss[0] < plain.loss[0] - 0.2, lr
+
+
+@pytest.mark.realdata
+def test_batchnorm_keeps_every_layers_activation_scale_near_one(bn):
+    for lr in bn.lrs:
+        plain = bn.curves["LeNet", lr].activation_std
+        normed = bn.curves["LeNet+BN", lr].activation_std
+        assert plain.shape == normed.shape == (bn.epochs + 1, len(batchnorm.LAYERS))
+        # Without BatchNorm the image-to-image spread shrinks at every layer (seeds 0-3: 3x-7.5x
+        # per layer, 0.002 at the fourth) and training does not lift it.
+        assert np.all(plain[:, 1:] < plain[:, :-1] / 2), lr
+        assert np.all(plain[:, -1] < 0.01), lr
+        # With it: 1 before training (BatchNorm's weight starts at 1), near 1 after.
+        np.testing.assert_allclose(normed[0], 1.0, atol=0.02)
+        assert np.all((normed > 0.5) & (normed < 2.5)), lr
+
+
+def test_batchnorm_study_compares_like_with_like():
+    # Same seed: the same convolution and Linear weights with and without BatchNorm.
+    plain, normed = batchnorm.build(False, 3), batchnorm.build(True, 3)
+    weighted = (nn.Conv2d, nn.Linear)
+    pairs = list(zip([m for m in plain if isinstance(m, weighted)], [m for m in normed if isinstance(m, weighted)]))
+    assert len(pairs) == 5 and sum(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in normed) == 4
+    for a, b in pairs:
+        assert a.params.keys() == b.params.keys()
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])
+    # The probe measures with batch statistics and leaves the running statistics as they were.
+    X = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+    normed.forward(X)                                   # one training step's worth of moved statistics
+    before = {k: v.copy() for k, v in normed.buffers.items()}
+    stds = batchnorm.preactivation_stds(normed, X)
+    np.testing.assert_allclose(stds, 1.0, atol=1e-3)
+    for k, v in normed.buffers.items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    # An offset shared by every image is no spread.
+    Z = np.random.default_rng(1).standard_normal((50, 3, 4, 4))
+    assert batchnorm.unit_spread(Z + np.arange(3)[:, None, None]) == pytest.approx(batchnorm.unit_spread(Z))
+
+
+def test_batchnorm_study_refuses_bad_settings_before_loading_data():
+    for kwargs, name, kind in [({"lrs": []}, "lrs", ValueError), ({"lrs": [0.0]}, "lrs", ValueError),
+                               ({"lrs": 0.5}, "lrs", TypeError), ({"batch_size": 1}, "batch_size", ValueError),
+                               ({"epochs": 0}, "epochs", ValueError)]:
+        with pytest.raises(kind, match=name):
+            batchnorm.run(quick=True, data=None, **kwargs)
+
+
+def test_batchnorm_table_csv_and_figure_from_a_small_result(tmp_path):
+    # Two epochs, two lrs and one diverged run, without training: the table, the CSV and the figure.
+    curves = {}
+    rng = np.random.default_rng(0)
+    for lr in (0.5, 2.0):
+        for name in batchnorm.MODELS:
+            loss, acc, stds = rng.random(2) + 1, rng.random(2), rng.random((3, 4)) + 0.1
+            diverged = 2 if (name, lr) == ("LeNet", 2.0) else None
+            if diverged:
+                loss[1] = acc[1] = stds[2] = np.nan
+            curves[name, lr] = batchnorm.Curves(loss, acc, acc / 2, stds, diverged)
+    result = batchnorm.BatchNormResult(curves, (0.5, 2.0), 2, 32, 100, 50, 20, 0)
+    text = batchnorm.table(result)
+    assert "diverged" in text and "LeNet+BN  2  " in text and "-> -" in text
+    header, rows = batchnorm.csv_rows(result)
+    assert header == batchnorm.CSV_HEADER and len(rows) == 2 * 2 * 3
+    assert rows[0][:6] == ("LeNet", "0.5", 0, "", "", "") and float(rows[1][3]) == curves["LeNet", 0.5].loss[0]
+    pytest.importorskip("matplotlib")
+    png = batchnorm.plot(result, str(tmp_path / "bn.png"))
+    assert os.path.getsize(png) > 10_000
+
+
 # --------------------------------------------------------------------------- command line
 
 def _study_command():
@@ -320,8 +412,10 @@ CLI_FACTS = {
     "symmetry": "1 of 16",
     "init": "Kaiming",
     "kfold": "<- chosen",
+    "batchnorm": "LeNet+BN  0.9",
 }
-REAL = {"symmetry", "init", "kfold"}
+REAL = {"symmetry", "init", "kfold", "batchnorm"}
+CLI_OPTIONS = {"batchnorm": ["--epochs", "1", "--lrs", "0.9"]}   # what the facts need; the facts test the rest
 
 
 @pytest.fixture(scope="module")
@@ -334,13 +428,16 @@ def test_every_study_runs_from_the_command_line(name, study_command, tmp_path, r
     if name in REAL:
         request.getfixturevalue("fmnist")
     out = tmp_path / "out"
-    proc = subprocess.run(study_command + [name, "--quick", "--out", str(out)], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+    proc = subprocess.run(study_command + [name, "--quick", "--out", str(out)] + CLI_OPTIONS.get(name, []),
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert CLI_FACTS[name] in proc.stdout
     png = out / f"{name}.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert (out / "table.txt").read_text().strip() in proc.stdout
+    if hasattr(load(name), "csv_rows"):
+        lines = (out / f"{name}.csv").read_text().splitlines()
+        assert lines[0] == ",".join(load(name).CSV_HEADER) and len(lines) > 1
 
 
 def test_add_parser_builds_the_study_subcommand():
@@ -351,6 +448,8 @@ def test_add_parser_builds_the_study_subcommand():
     args = parser.parse_args(["study", "kfold", "--quick", "--grid", "best", "-k", "4", "--seed", "3"])
     assert (args.study, args.quick, args.grid, args.k, args.seed) == ("kfold", True, "best", 4, 3)
     assert args.out == os.path.join("runs", "study-kfold") and callable(args.func)
+    args = parser.parse_args(["study", "batchnorm", "--lrs", "0.5", "2", "--epochs", "1"])
+    assert (args.lrs, args.epochs) == ([0.5, 2.0], 1)
     for name in STUDIES:
         args = parser.parse_args(["study", name])
         assert args.out == os.path.join("runs", f"study-{name}") and not args.quick and args.seed == 0

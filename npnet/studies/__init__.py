@@ -6,6 +6,8 @@ Each study is a module with three functions:
   it never prints. ``quick`` shrinks it to seconds (the size the tests use).
 - ``table(result) -> str`` the numbers as a plain-text table.
 - ``plot(result, path)`` writes a PNG (matplotlib is imported only here).
+- optionally ``csv_rows(result) -> (header, rows)``: the measurement in full, which
+  ``npnet study`` also writes as ``NAME.csv``.
 
 From the command line: ``npnet study NAME [--quick] [--seed N] [--out DIR]``.
 
@@ -17,6 +19,7 @@ command name           module                              teaches
 ``symmetry``           :mod:`npnet.studies.symmetry`        constant init keeps hidden units identical
 ``init``               :mod:`npnet.studies.initialization`  the init scale sets the signal and the learning speed
 ``kfold``              :mod:`npnet.studies.kfold`           k-fold cross-validation to choose a setting
+``batchnorm``          :mod:`npnet.studies.batchnorm`       BatchNorm lets a deep sigmoid LeNet train fast, at large lrs
 =====================  ==================================  ========================================
 """
 import importlib
@@ -28,6 +31,7 @@ STUDIES = {
     "symmetry": "symmetry",
     "init": "initialization",
     "kfold": "kfold",
+    "batchnorm": "batchnorm",
 }
 
 __all__ = ["STUDIES", "load"]

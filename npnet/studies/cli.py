@@ -17,6 +17,8 @@ HELP = {
     "symmetry": "constant initialization keeps hidden units identical; random init and dropout separate them",
     "init": "N(0, 0.01), torch default, Xavier and Kaiming: activation std at step 0 and test accuracy",
     "kfold": "k-fold cross-validation over a grid of settings, the best retrained and tested once",
+    "batchnorm": "sigmoid LeNet with and without BatchNorm at several learning rates: loss, accuracy and "
+                 "each layer's activation scale per epoch",
 }
 
 
@@ -31,8 +33,11 @@ def _add_studies(subparsers):
         p.add_argument("--seed", type=int, default=0, help="seeds every random draw (default: %(default)s)")
         if name == "symmetry":
             p.add_argument("--steps", type=int, default=None, help="SGD steps (default 100 with --quick, else 1000)")
-        if name in ("init", "kfold"):
+        if name in ("init", "kfold", "batchnorm"):
             p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+        if name == "batchnorm":
+            p.add_argument("--lrs", type=float, nargs="+", default=None, metavar="LR",
+                           help="the SGD learning rates (default: 0.1 0.9 4)")
         if name == "kfold":
             from .kfold import GRIDS
 
@@ -56,7 +61,7 @@ def add_parser(subparsers):
 
 def _kwargs(name, args):
     kw = {"quick": args.quick, "seed": args.seed}
-    for option in ("steps", "epochs", "grid", "k"):
+    for option in ("steps", "epochs", "grid", "k", "lrs"):
         if getattr(args, option, None) is not None:
             kw[option] = getattr(args, option)
     if name == "kfold":
@@ -65,7 +70,8 @@ def _kwargs(name, args):
 
 
 def run_study(name, args):
-    """Run study ``name`` with the parsed options; print the table; write table.txt and the PNG."""
+    """Run study ``name`` with the parsed options; print the table; write table.txt, the PNG
+    and, for a study with ``csv_rows``, ``NAME.csv``."""
     from ..errors import DataError
 
     if args.seed < 0:
@@ -88,6 +94,9 @@ def run_study(name, args):
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "table.txt"), "w", encoding="utf-8") as f:
             f.write(text + "\n")
+        written = [os.path.join(args.out, "table.txt")]
+        if hasattr(module, "csv_rows"):
+            written.append(_write_csv(os.path.join(args.out, f"{name}.csv"), *module.csv_rows(result)))
         try:
             png = module.plot(result, os.path.join(args.out, f"{name}.png"))
         except ImportError as exc:
@@ -96,8 +105,26 @@ def run_study(name, args):
     except OSError as exc:
         print(f"npnet study {name}: cannot write into --out {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"{name}: {elapsed:.1f} s; wrote {os.path.join(args.out, 'table.txt')}" + (f" and {png}" if png else ""))
+    if png:
+        written.append(png)
+    print(f"{name}: {elapsed:.1f} s; wrote {', '.join(written[:-1])} and {written[-1]}" if len(written) > 1
+          else f"{name}: {elapsed:.1f} s; wrote {written[0]}")
     return 0
+
+
+def _write_csv(path, header, rows):
+    """``header`` and ``rows`` as a CSV file, written atomically; returns the path."""
+    import csv
+    import io
+
+    from .._io import atomic_write
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write(path, lambda f, _: f.write(buf.getvalue().encode("utf-8")))
+    return path
 
 
 def main(argv=None):
