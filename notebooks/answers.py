@@ -121,6 +121,61 @@ def sgd_step_wrong(w, g, lr, weight_decay):
     return w - lr * g - weight_decay * w       # decays by weight_decay, not lr * weight_decay
 
 
+# ---------------------------------------------------------------- 07
+def conv_output_size(n, k, padding, stride):
+    return (n + 2 * padding - k) // stride + 1
+
+
+def conv_output_size_wrong(n, k, padding, stride):
+    return (n + 2 * padding - k + 1) // stride    # the + 1 inside the floor: right only for stride 1
+
+
+def avg_pool2d_backward(dY, k):
+    return np.repeat(np.repeat(dY, k, axis=2), k, axis=3) / k**2
+
+
+def avg_pool2d_backward_wrong(dY, k):
+    return np.repeat(np.repeat(dY, k, axis=2), k, axis=3)   # forgets the 1 / k^2 of the mean
+
+
+def conv_weight_grad(dY, X):
+    oH, oW = dY.shape
+    kH, kW = X.shape[0] - oH + 1, X.shape[1] - oW + 1
+    return np.array([[np.sum(dY * X[i:i + oH, j:j + oW]) for j in range(kW)] for i in range(kH)])
+
+
+def conv_weight_grad_wrong(dY, X):
+    return conv_weight_grad(dY[::-1, ::-1], X)      # flips dY: a true convolution where the forward correlates
+
+
+# ---------------------------------------------------------------- 08
+def batch_norm_dx(dY, X, gamma, eps):
+    n = len(X)
+    s = np.sqrt(X.var(axis=0) + eps)
+    X_hat = (X - X.mean(axis=0)) / s
+    return gamma / (n * s) * (n * dY - dY.sum(axis=0) - X_hat * (dY * X_hat).sum(axis=0))
+
+
+def batch_norm_dx_wrong(dY, X, gamma, eps):
+    return gamma * dY / np.sqrt(X.var(axis=0) + eps)   # treats mean and variance as constants (eval mode's dX)
+
+
+def running_stats(batches, momentum):
+    mean, var = np.zeros(batches[0].shape[1]), np.ones(batches[0].shape[1])
+    for B in batches:
+        mean = (1 - momentum) * mean + momentum * B.mean(axis=0)
+        var = (1 - momentum) * var + momentum * B.var(axis=0, ddof=1)    # the unbiased variance
+    return mean, var
+
+
+def running_stats_wrong(batches, momentum):
+    mean, var = np.zeros(batches[0].shape[1]), np.ones(batches[0].shape[1])
+    for B in batches:
+        mean = (1 - momentum) * mean + momentum * B.mean(axis=0)
+        var = (1 - momentum) * var + momentum * B.var(axis=0)            # biased: what the batch is normalized with
+    return mean, var
+
+
 ANSWERS = {name: f for name, f in globals().items() if callable(f) and not name.endswith("_wrong")
            and getattr(f, "__module__", None) == __name__}
 WRONG = {name[:-len("_wrong")]: f for name, f in globals().items() if name.endswith("_wrong")}

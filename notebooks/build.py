@@ -160,8 +160,8 @@ def tidy(nb):
             stderr["text"] = _resolve_cr(stderr["text"])
         merged = []
         for out in kept:
-            if out.get("output_type") == "stream" and not out["text"].strip():
-                continue
+            if out.get("output_type") == "stream" and not (out["text"] if out["name"] == "stdout" else out["text"].strip()):
+                continue        # what is left of an erased bar; a lone "\n" on stdout is print's line end
             if merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream" \
                     and merged[-1]["name"] == out["name"]:
                 merged[-1]["text"] += out["text"]       # one block, as Jupyter shows it

@@ -214,6 +214,94 @@ def sgd_step(candidate):
     return f"one step equals {_against()}'s SGD(lr={lr}, weight_decay={weight_decay}) (max error {err:.1e})"
 
 
+# ---------------------------------------------------------------- 07 convolution and pooling
+
+def conv_output_size(candidate):
+    torch = _torch()
+    tried = 0
+    for n in (1, 5, 7, 8, 28):
+        for k in (1, 2, 3, 5):
+            for padding in (0, 1, 2):
+                for stride in (1, 2, 3):
+                    if k > n + 2 * padding:
+                        continue
+                    if torch is not None:
+                        want = torch.nn.functional.conv2d(torch.zeros(1, 1, n, 1), torch.zeros(1, 1, k, 1),
+                                                          padding=(padding, 0), stride=(stride, 1)).shape[2]
+                    else:
+                        want = F.conv2d(np.zeros((1, 1, n, 1)), np.zeros((1, 1, k, 1)), padding=(padding, 0),
+                                        stride=(stride, 1)).shape[2]
+                    got = candidate(n, k, padding, stride)
+                    assert got == want, (f"conv_output_size(n={n}, k={k}, padding={padding}, stride={stride}) = "
+                                         f"{got}, but {_against()}'s conv2d gives {want}")
+                    tried += 1
+    return f"{tried} combinations of n, k, padding and stride give {_against()}'s conv2d output size"
+
+
+def avg_pool2d_backward(candidate):
+    rng = np.random.default_rng(10)
+    k = 2
+    X, dY = rng.standard_normal((2, 3, 6, 8)), rng.standard_normal((2, 3, 3, 4))
+    if _torch() is not None:
+        (want,) = _autograd(lambda t: _torch().nn.functional.avg_pool2d(t, k), X, dY=dY)
+    else:
+        want = F.avg_pool2d_backward(dY, X, k)
+    err = _expect(candidate(dY.copy(), k), want, f"avg_pool2d_backward(dY, k={k})")
+    return f"dX of 2 x 2 average pooling matches {_against()} autograd (max error {err:.1e})"
+
+
+def conv_weight_grad(candidate):
+    rng = np.random.default_rng(11)
+    X, dY = rng.standard_normal((6, 7)), rng.standard_normal((4, 5))       # a 3 x 3 kernel
+    W = np.zeros((1, 1, 3, 3))
+    if _torch() is not None:
+        _, want = _autograd(lambda x, w: _torch().nn.functional.conv2d(x, w), X[None, None], W, dY=dY[None, None])
+    else:
+        _, want, _ = F.conv2d_backward(dY[None, None], X[None, None], W)
+    err = _expect(candidate(dY.copy(), X.copy()), want[0, 0], "conv_weight_grad(dY, X)")
+    return f"dW of a one-channel 3 x 3 convolution matches {_against()} autograd (max error {err:.1e})"
+
+
+# ---------------------------------------------------------------- 08 batch normalization
+
+def batch_norm_dx(candidate):
+    rng = np.random.default_rng(12)
+    X, dY = 2 + 3 * rng.standard_normal((8, 4)), rng.standard_normal((8, 4))
+    gamma, eps = rng.standard_normal(4), 1e-5
+    torch = _torch()
+    if torch is not None:
+        (want,) = _autograd(lambda t: torch.nn.functional.batch_norm(t, None, None, torch.tensor(gamma), None,
+                                                                     training=True, eps=eps), X, dY=dY)
+    else:
+        want = F.batch_norm_backward(dY, X, gamma, None, None, training=True, eps=eps)[0]
+    err = _expect(candidate(dY.copy(), X.copy(), gamma.copy(), eps), want, "batch_norm_dx(dY, X, gamma, eps)",
+                  rtol=1e-9, atol=1e-11)
+    return f"dX in training mode matches {_against()} autograd (max error {err:.1e})"
+
+
+def running_stats(candidate):
+    rng = np.random.default_rng(13)
+    batches = [3 + 2 * rng.standard_normal((n, 3)) for n in (5, 8, 4, 6)]     # small batches: n / (n - 1) matters
+    momentum = 0.2
+    torch = _torch()
+    if torch is not None:
+        m = torch.nn.BatchNorm1d(3, momentum=momentum, dtype=torch.float64)
+        for b in batches:
+            m(torch.tensor(b))
+        want = m.running_mean.numpy(), m.running_var.numpy()
+    else:
+        m = nn.BatchNorm1d(3, momentum=momentum, dtype=np.float64)
+        for b in batches:
+            m.forward(b)
+        want = m.buffers["running_mean"], m.buffers["running_var"]
+    got = candidate([b.copy() for b in batches], momentum)
+    assert isinstance(got, tuple) and len(got) == 2, "running_stats must return (running_mean, running_var)"
+    errs = [_expect(g, w, f"running_stats: {n}") for g, w, n in zip(got, want, ("running_mean", "running_var"))]
+    return (f"running mean and variance after 4 batches match {_against()}'s BatchNorm1d(momentum={momentum}) "
+            f"(max error {max(errs):.1e})")
+
+
 CHECKS = {f.__name__: f for f in (row_fractions, sum_backward, softmax, linear_backward, log_softmax,
                                   cross_entropy_backward, relu_backward, sigmoid_backward, xavier_bound,
-                                  kaiming_std, kfold_folds, sgd_step)}
+                                  kaiming_std, kfold_folds, sgd_step, conv_output_size,
+                                  avg_pool2d_backward, conv_weight_grad, batch_norm_dx, running_stats)}

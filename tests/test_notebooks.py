@@ -62,6 +62,17 @@ def test_tidy_keeps_what_a_terminal_shows_of_a_progress_bar():
     assert [(o.name, o.text) for o in cell.outputs] == [("stderr", "a warning\n"), ("stdout", "epoch 1\nepoch 2\n")]
 
 
+def test_tidy_keeps_a_line_end_that_arrives_alone():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("...")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="first line"),
+                    nbformat.v4.new_output("stream", name="stdout", text="\n"),     # print's end, flushed apart
+                    nbformat.v4.new_output("stream", name="stdout", text="second line\n")]
+    nb.cells.append(cell)
+    build.tidy(nb)
+    assert [(o.name, o.text) for o in cell.outputs] == [("stdout", "first line\nsecond line\n")]
+
+
 def test_chapters_are_in_course_order():
     assert CHAPTERS[:6] == ["01_tensors_and_reductions", "02_softmax_regression", "03_cross_entropy_stability",
                             "04_mlp_backward", "05_gradients_and_initialization", "06_kfold_model_selection"]
