@@ -219,9 +219,8 @@ check_gradients(nn.AvgPool2d(3, stride=2, padding=1), x);
 
 # %%
 def lenet(batch_norm=False):
-    """``models.lenet`` on (N, 1, 28, 28) images, as DataLoader yields them (seed 0)."""
-    net = models.lenet(batch_norm=batch_norm, rng=np.random.default_rng(0))
-    return nn.Sequential(*(m for m in net if not isinstance(m, nn.Unflatten)))   # an Unflatten first took (N, 28, 28)
+    """``models.lenet`` (seed 0): it takes (N, 1, 28, 28) images, as DataLoader yields them."""
+    return models.lenet(batch_norm=batch_norm, rng=np.random.default_rng(0))
 
 
 net = lenet()
