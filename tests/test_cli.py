@@ -154,7 +154,7 @@ def test_without_matplotlib_the_pngs_are_skipped_with_a_note(small, tmp_path, ca
     (["train", "--epochs", "0"], "--epochs: must be an integer >= 1, got 0"),
     (["train", "--batch-size", "abc"], "--batch-size: expected an integer, got 'abc'"),
     (["train", "--dropout", "1"], "--dropout"),
-    (["train", "--model", "cnn"], "invalid choice: 'cnn'"),
+    (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--dropout", "0.5"], "--dropout applies to --model mlp"),
     (["train", "--hidden", "64"], "--hidden applies to --model mlp"),

@@ -253,9 +253,9 @@ SCALARS = ScalarTable()
 scalar = SCALARS.add
 
 scalar("build_model(name)", lambda v, c: T.build_model(v), "name", "choice", good="mlp")
-scalar("build_model(hidden)", lambda v, c: T.build_model("mlp", hidden=v), "hidden", "int>=1")
+scalar("build_model(hidden)", lambda v, c: T.build_model("mlp", hidden=v), "hidden", "int>=1?")   # None: 256
 scalar("build_model(dropout)", lambda v, c: T.build_model("mlp", dropout=v), "dropout", "prob<1")
-scalar("build_model(init)", lambda v, c: T.build_model(init=v), "init", "choice")
+scalar("build_model(init)", lambda v, c: T.build_model(init=v), "init", "choice?")   # None: the model's default
 scalar("build_model(std)", lambda v, c: T.build_model(std=v), "std", "real>=0")
 scalar("build_model(rng)", lambda v, c: T.build_model(rng=v), "rng", "generator?")
 scalar("build_model(dropout_rng)", lambda v, c: T.build_model("mlp", dropout=0.5, dropout_rng=v), "dropout_rng",
@@ -271,7 +271,7 @@ def test_other_argument(ctx, s, bad, outcome):
 
 
 def test_lenet_and_cnn_map_images_to_logits_and_back():
-    x = np.random.default_rng(1).random((3, 28, 28), dtype=np.float32)
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)   # what DataLoader yields
     for model in (models.lenet(rng=np.random.default_rng(0)), models.lenet(batch_norm=True, rng=np.random.default_rng(0)),
                   models.cnn(rng=np.random.default_rng(0))):
         y, backward = model.forward(x)

@@ -66,7 +66,7 @@ def test_build_model_rejects_bad_arguments():
     with pytest.raises(ValueError, match="dropout"):
         T.build_model("softmax", dropout=0.5)
     with pytest.raises(ValueError, match="name"):
-        T.build_model("cnn")
+        T.build_model("resnet")
     with pytest.raises(ValueError, match="init"):
         T.build_model(init="zeros")
     with pytest.raises(ValueError, match="dropout"):
