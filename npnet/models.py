@@ -298,6 +298,10 @@ def check_run_settings(config, path):
         except (TypeError, ValueError):
             raise CheckpointError(f"checkpoint {path} holds an unknown setting: {key}={value!r} "
                                   f"(expected {expected})") from None
+    model, init = settings.get("model"), settings.get("init")
+    if model in MODEL_INITS and init is not None and init not in MODEL_INITS[model]:
+        raise CheckpointError(f"checkpoint {path} holds an unknown setting: init={init!r} "
+                              f"(expected one of {', '.join(MODEL_INITS[model])} for the {model})")
     return settings
 
 
