@@ -45,8 +45,16 @@ def _checkpoint_file(path):
     return path
 
 
+def _index(key):
+    """The layer index of a Sequential's parameter name ("11.bias" -> 11), so the last layer sorts last."""
+    head = key.split(".", 1)[0]
+    return (int(head), key) if head.isdigit() else (-1, key)
+
+
 def _settings_from_params(ckpt):
     """The build_model settings of a checkpoint without `npnet train` settings, read off its parameter shapes."""
+    from .models import build_model
+
     p = ckpt.params
     shapes = {k: v.shape for k, v in p.items()}
     if set(p) == {"1.weight", "1.bias"} and len(shapes["1.weight"]) == 2:
@@ -56,6 +64,15 @@ def _settings_from_params(ckpt):
             and len(shapes["3.weight"]) == 2:
         hidden, inp = shapes["1.weight"]
         return dict(model="mlp", hidden=hidden, dropout=None, in_features=inp, num_classes=shapes["3.weight"][0])
+    last = shapes[max(p, key=_index)]   # the last layer's weight: (num_classes, ...)
+    for name in ("lenet", "cnn"):   # fixed layouts, but for the cnn's hidden width and the classes
+        hidden = shapes.get("9.weight", (None,))[0] if name == "cnn" else None
+        try:
+            candidate = build_model(name, hidden=hidden, num_classes=last[0], rng=np.random.default_rng(0))
+        except (TypeError, ValueError):
+            continue
+        if {k: v.shape for k, v in candidate.params.items()} == shapes and set(candidate.buffers) == set(ckpt.buffers):
+            return dict(model=name, hidden=hidden, dropout=None, num_classes=last[0])
     raise CheckpointError(f"checkpoint {ckpt.path} holds no `npnet train` settings and parameters "
                           f"{sorted(p)} that are not one of build_model's layouts; build the model yourself "
                           "and call npnet.train.load_checkpoint(path).restore(model=model)")
@@ -67,7 +84,9 @@ def load_run(path):
     The architecture comes from the settings ``npnet train`` saved in the
     checkpoint's config (model, hidden, dropout, dtype); a checkpoint written
     without them (``fit(..., config=None)``) is read off its parameter shapes
-    when they are build_model's softmax or mlp layout.
+    when they are one of build_model's layouts (softmax, mlp, lenet, cnn).
+    BatchNorm's running statistics come back with the parameters, and
+    ``model(x)`` normalizes with them.
 
     Args:
         path: a run folder (holding ``checkpoint.npz``) or a checkpoint file.
@@ -90,7 +109,10 @@ def load_run(path):
         kwargs = _settings_from_params(ckpt)
         kwargs["dtype"] = next(iter(ckpt.params.values())).dtype
     name = kwargs.pop("model")
-    kwargs["hidden"] = kwargs["hidden"] or 256
+    if name == "mlp":
+        kwargs["hidden"] = kwargs["hidden"] or 256
+    elif name != "cnn":   # softmax regression and the LeNet have no hidden width to set
+        kwargs["hidden"] = None
     kwargs["dropout"] = kwargs["dropout"] or 0.0
     try:
         # The generators only fill values that restore() then overwrites.

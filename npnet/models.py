@@ -3,9 +3,10 @@
 - :func:`mlp` is the general builder: ``Flatten``, then ``Linear -> activation
   [-> Dropout]`` per hidden width, then a last ``Linear``; every Linear
   initialized by a named scheme (:func:`init_linear`).
-- :func:`build_model` builds the course's two Fashion-MNIST models by name
-  (:data:`MODELS`) on top of it; the CLI, the benchmarks and ``npnet.train``
-  use it, the studies call :func:`mlp` directly.
+- :func:`build_model` builds the named Fashion-MNIST models (:data:`MODELS`):
+  the course's softmax regression and MLP on top of :func:`mlp`, the course's
+  LeNet (:func:`lenet`) and a small modern CNN (:func:`cnn`); the CLI, the
+  benchmarks and ``npnet.train`` use it, the studies call the builders directly.
 - :func:`collect_rngs` names the generators a model (and its loader) draws
   from, which is what a checkpoint must hold to resume bit-identically.
 - :func:`check_run_settings` checks the settings ``npnet train`` saves in a
@@ -25,11 +26,17 @@ from . import nn
 from .errors import CheckpointError
 from .nn import init as nn_init
 
-__all__ = ["MODELS", "INITS", "ACTIVATIONS", "OPTIMIZERS", "DTYPES", "RUN_SETTINGS", "build_model", "mlp", "lenet", "cnn",
+__all__ = ["MODELS", "INITS", "MODEL_INITS", "DEFAULT_HIDDEN", "ACTIVATIONS", "OPTIMIZERS", "DTYPES", "RUN_SETTINGS", "build_model", "mlp", "lenet", "cnn",
            "init_linear", "child_rng", "collect_rngs", "check_run_settings"]
 
-MODELS = ("softmax", "mlp")
+MODELS = ("softmax", "mlp", "lenet", "cnn")
 INITS = ("normal", "constant", "xavier", "kaiming", "torch-default")
+# The inits each named model takes, its default first: the convolutional models redraw
+# only their weights (xavier) or keep torch's default init.
+MODEL_INITS = {"softmax": INITS, "mlp": INITS, "lenet": ("xavier", "torch-default"),
+               "cnn": ("torch-default", "xavier")}
+# The width of the hidden layer ``hidden`` sets, by model (None: the model has no such setting).
+DEFAULT_HIDDEN = {"softmax": None, "mlp": 256, "lenet": None, "cnn": 128}
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 OPTIMIZERS = ("sgd", "adam")   # npnet train --optimizer
 DTYPES = ("float32", "float64")
@@ -119,31 +126,42 @@ def mlp(hidden=(256,), *, activation="relu", dropout=0.0, init="torch-default", 
     return nn.Sequential(*layers)
 
 
-def build_model(name="softmax", *, hidden=256, dropout=0.0, init="normal", std=0.01, value=0.01, rng=None,
+def build_model(name="softmax", *, hidden=None, dropout=0.0, init=None, std=0.01, value=0.01, rng=None,
                 dropout_rng=None, dtype=np.float32, in_features=784, num_classes=10):
-    """The course's two Fashion-MNIST models.
+    """The named Fashion-MNIST models (:data:`MODELS`).
 
     - ``"softmax"``: ``Sequential(Flatten(), Linear(784, 10))``, softmax regression
       (the softmax itself lives in the loss); ``mlp(())``.
     - ``"mlp"``: ``Sequential(Flatten(), Linear(784, hidden), ReLU(), [Dropout(p)],
       Linear(hidden, 10))``; ``mlp((hidden,))``.
+    - ``"lenet"``: the course's LeNet, sigmoids and average pooling (:func:`lenet`).
+    - ``"cnn"``: two Conv-BatchNorm-ReLU-MaxPool blocks and a ReLU classifier of
+      width ``hidden`` (:func:`cnn`).
 
     Initializations (:data:`INITS`, see :func:`init_linear`): ``"normal"`` (the
     course's: W ~ N(0, std^2) with std = 0.01, b = 0), ``"constant"`` (``value``
-    everywhere), ``"xavier"``, ``"kaiming"``, ``"torch-default"``.
+    everywhere), ``"xavier"``, ``"kaiming"``, ``"torch-default"``. Each model
+    takes the inits :data:`MODEL_INITS` lists; None is its default, the first
+    (softmax and mlp: "normal"; lenet: "xavier", as the course; cnn: "torch-default").
+
+    The convolutional models take images (N, 1, 28, 28) (what ``DataLoader``
+    yields) and have no setting for ``dropout``, ``std``, ``value`` or
+    ``in_features``; the LeNet has none for ``hidden`` either. Such a setting,
+    given, is refused by name.
 
     Args:
-        name: "softmax" or "mlp".
-        hidden: int >= 1, width of the MLP's hidden layer.
+        name: one of :data:`MODELS`.
+        hidden: int >= 1, width of the MLP's hidden layer (default 256) or the cnn's
+            classifier (default 128); None: the model's default.
         dropout: float in [0, 1), dropout after the hidden ReLU (mlp only; 0 adds no layer).
-        init: one of :data:`INITS`.
+        init: one of :data:`MODEL_INITS` [name], or None for the model's default.
         std: standard deviation of the "normal" init.
         value: the "constant" init's value.
         rng: numpy Generator for the initial values (default: a fresh one).
         dropout_rng: numpy Generator for the dropout masks (default: ``rng.spawn(1)[0]``,
             which draws nothing from ``rng``).
         dtype: np.float32 or np.float64.
-        in_features: inputs per sample after Flatten.
+        in_features: inputs per sample after Flatten (softmax and mlp).
         num_classes: outputs (logits) per sample.
 
     Returns:
@@ -155,8 +173,13 @@ def build_model(name="softmax", *, hidden=256, dropout=0.0, init="normal", std=0
         ['1.bias', '1.weight', '3.bias', '3.weight']
     """
     V.choice(name, "name", MODELS)
+    init = MODEL_INITS[name][0] if init is None else init
     V.choice(init, "init", INITS)
-    hidden = V.integer(hidden, "hidden", low=1)
+    if init not in MODEL_INITS[name]:
+        raise ValueError(f"init {init!r} does not apply to the {name}: it takes one of "
+                         f"{', '.join(repr(i) for i in MODEL_INITS[name])}")
+    if hidden is not None:
+        hidden = V.integer(hidden, "hidden", low=1)
     dropout = V.real_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
     std = V.real_number(std, "std", low=0.0)
     value = V.real_number(value, "value")
@@ -167,11 +190,22 @@ def build_model(name="softmax", *, hidden=256, dropout=0.0, init="normal", std=0
     if name == "softmax" and dropout:
         raise ValueError("dropout applies to the mlp only; softmax regression has no hidden layer, "
                          f"got dropout={dropout}")
+    if name in ("lenet", "cnn"):
+        given = {"dropout": (dropout, 0.0), "std": (std, 0.01), "value": (value, 0.01),
+                 "in_features": (in_features, 784), "hidden": (hidden if name == "lenet" else None, None)}
+        for key, (v, default) in given.items():
+            if v != default:
+                raise ValueError(f"{key} does not apply to the {name} (it takes 28x28 images and has no such "
+                                 f"setting), got {key}={v!r}")
+        if name == "lenet":
+            return lenet(init=init, rng=rng, dtype=dtype, num_classes=num_classes)
+        return cnn(hidden=DEFAULT_HIDDEN["cnn"] if hidden is None else hidden, init=init, rng=rng, dtype=dtype,
+                   num_classes=num_classes)
     if dropout:
         dropout_rng = rng.spawn(1)[0] if dropout_rng is None else V.generator(dropout_rng, "dropout_rng")
-    return mlp(() if name == "softmax" else (hidden,), activation="relu", dropout=dropout, init=init, std=std,
-               value=value, rng=rng, dropout_rng=dropout_rng, dtype=dtype, in_features=in_features,
-               num_classes=num_classes)
+    return mlp(() if name == "softmax" else (hidden or DEFAULT_HIDDEN["mlp"],), activation="relu", dropout=dropout,
+               init=init, std=std, value=value, rng=rng, dropout_rng=dropout_rng, dtype=dtype,
+               in_features=in_features, num_classes=num_classes)
 
 
 def _modules(model):
@@ -264,6 +298,10 @@ def check_run_settings(config, path):
         except (TypeError, ValueError):
             raise CheckpointError(f"checkpoint {path} holds an unknown setting: {key}={value!r} "
                                   f"(expected {expected})") from None
+    model, init = settings.get("model"), settings.get("init")
+    if model in MODEL_INITS and init is not None and init not in MODEL_INITS[model]:
+        raise CheckpointError(f"checkpoint {path} holds an unknown setting: init={init!r} "
+                              f"(expected one of {', '.join(MODEL_INITS[model])} for the {model})")
     return settings
 
 
@@ -281,8 +319,7 @@ def _init_weights(model, init, rng):
 
 
 def lenet(*, batch_norm=False, init="xavier", rng=None, dtype=np.float32, num_classes=10):
-    """The course's LeNet for (N, 1, 28, 28) images (what the DataLoader yields), with
-    sigmoids and average pooling::
+    """The course's LeNet for 28 x 28 images (N, 1, 28, 28), with sigmoids and average pooling::
 
         Conv2d(1, 6, 5, padding=2), Sigmoid(), AvgPool2d(2)       -> (N, 6, 14, 14)
         Conv2d(6, 16, 5), Sigmoid(), AvgPool2d(2)                 -> (N, 16, 5, 5)
@@ -323,32 +360,39 @@ def lenet(*, batch_norm=False, init="xavier", rng=None, dtype=np.float32, num_cl
     return _init_weights(nn.Sequential(*layers), init, rng)
 
 
-def cnn(channels=(16, 32), hidden=128, *, rng=None, dtype=np.float32, num_classes=10):
-    """A small modern network for (N, 1, 28, 28) images: two Conv-BatchNorm-ReLU-MaxPool
+def cnn(channels=(16, 32), hidden=128, *, init="torch-default", rng=None, dtype=np.float32, num_classes=10):
+    """A small modern network for 28 x 28 images (N, 1, 28, 28): two Conv-BatchNorm-ReLU-MaxPool
     blocks, then a ReLU classifier::
 
-        Conv2d(1, c1, 3, padding=1), BatchNorm2d(c1), ReLU(), MaxPool2d(2)    -> (N, c1, 14, 14)
-        Conv2d(c1, c2, 3, padding=1), BatchNorm2d(c2), ReLU(), MaxPool2d(2)   -> (N, c2, 7, 7)
+        Conv2d(1, c1, 3, padding=1, bias=False), BatchNorm2d(c1), ReLU(), MaxPool2d(2)    -> (N, c1, 14, 14)
+        Conv2d(c1, c2, 3, padding=1, bias=False), BatchNorm2d(c2), ReLU(), MaxPool2d(2)   -> (N, c2, 7, 7)
         Flatten(), Linear(c2 * 49, hidden), ReLU(), Linear(hidden, num_classes)
 
-    Every layer starts from torch's default initialization, drawn from ``rng``.
+    The convolutions have no bias: the BatchNorm after each subtracts the channel's
+    mean, so a bias there would have a gradient of zero, up to rounding, which Adam's
+    normalization blows up into steps (and the BatchNorm's own bias does its job).
+
+    Every layer starts from torch's default initialization, drawn from ``rng``
+    (``init="xavier"`` then redraws the weights of the convolutions and Linears).
 
     Args:
         channels: (c1, c2), the two convolutions' output channels, ints >= 1.
         hidden: int >= 1, the classifier's hidden width.
-        rng, dtype, num_classes: as :func:`lenet`.
+        init, rng, dtype, num_classes: as :func:`lenet` (init default: "torch-default").
     """
     channels = V.sequence(channels, "channels", "two ints")
     if len(channels) != 2:
         raise ValueError(f"channels must hold two ints (c1, c2), got {len(channels)}: {channels}")
     c1, c2 = (V.integer(c, f"channels[{i}]", low=1) for i, c in enumerate(channels))
     hidden = V.integer(hidden, "hidden", low=1)
+    V.choice(init, "init", ("torch-default", "xavier"))
     rng, dtype = V.generator(rng), V.float_dtype(dtype)
     num_classes = V.integer(num_classes, "num_classes", low=1)
-    return nn.Sequential(
-        nn.Conv2d(1, c1, 3, padding=1, rng=rng, dtype=dtype), nn.BatchNorm2d(c1, dtype=dtype), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1, rng=rng, dtype=dtype), nn.BatchNorm2d(c2, dtype=dtype), nn.ReLU(),
+    return _init_weights(nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1, bias=False, rng=rng, dtype=dtype), nn.BatchNorm2d(c1, dtype=dtype),
+        nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1, bias=False, rng=rng, dtype=dtype), nn.BatchNorm2d(c2, dtype=dtype),
+        nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden, rng=rng, dtype=dtype), nn.ReLU(),
-        nn.Linear(hidden, num_classes, rng=rng, dtype=dtype))
+        nn.Linear(hidden, num_classes, rng=rng, dtype=dtype)), init, rng)

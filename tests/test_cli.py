@@ -154,11 +154,17 @@ def test_without_matplotlib_the_pngs_are_skipped_with_a_note(small, tmp_path, ca
     (["train", "--epochs", "0"], "--epochs: must be an integer >= 1, got 0"),
     (["train", "--batch-size", "abc"], "--batch-size: expected an integer, got 'abc'"),
     (["train", "--dropout", "1"], "--dropout"),
-    (["train", "--model", "cnn"], "invalid choice: 'cnn'"),
+    (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--dropout", "0.5"], "--dropout applies to --model mlp"),
     (["train", "--hidden", "64"], "--hidden applies to --model mlp"),
     (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to --optimizer sgd"),
+    (["train", "--model", "lenet", "--hidden", "64"], "--hidden applies to --model mlp or cnn"),
+    (["train", "--model", "lenet", "--dropout", "0.5"], "--dropout applies to --model mlp"),
+    (["train", "--model", "cnn", "--dropout", "0.5"], "--dropout applies to --model mlp"),
+    (["train", "--model", "lenet", "--init", "normal"], "--init normal does not apply to --model lenet"),
+    (["train", "--model", "cnn", "--init", "kaiming"], "--init kaiming does not apply to --model cnn"),
+    (["train", "--model", "cnn", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to --optimizer sgd"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "required: COMMAND"),
 ])
@@ -608,6 +614,64 @@ def test_check_torch_cannot_resume(small, tmp_path, capsys):
     assert status == 2 and "--check-torch" in one_line_error(stderr)
 
 
+# --------------------------------------------------------------------------- the convolutional models
+
+def _settings_of(out):
+    with open(os.path.join(out, "config.json")) as f:
+        return json.load(f)["settings"]
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("lenet", dict(init="xavier", optimizer="sgd", lr=0.9, hidden=None, dropout=None, momentum=0.0, epochs=1)),
+    ("cnn", dict(init="torch-default", optimizer="adam", lr=0.001, hidden=128, dropout=None, momentum=None,
+                 epochs=1)),
+])
+def test_lenet_and_cnn_train_with_their_own_defaults(model, expected, small, tmp_path, capsys):
+    out = tmp_path / model
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", out, "--model", model, "--epochs", 1)
+    assert status == 0, stderr
+    settings = _settings_of(out)
+    assert {k: settings[k] for k in expected} == expected
+    ckpt = T.load_checkpoint(out / "checkpoint.npz")
+    assert ckpt.epoch == 1 and len(read_metrics(out)) == 2
+    assert ("LeNet" if model == "lenet" else "CNN") in stdout
+    if model == "cnn":   # its BatchNorm buffers are in the checkpoint, moved by the epoch's 3 batches
+        assert int(ckpt.buffers["1.num_batches_tracked"]) == 3 and np.any(ckpt.buffers["1.running_mean"] != 0)
+
+
+def test_cnn_hidden_and_lenet_init_flags_reach_the_model(small, tmp_path, capsys):
+    common = ["train", "--data-dir", small, "--epochs", 1, "--batch-size", 300]
+    assert run(capsys, *common, "--out", tmp_path / "c", "--model", "cnn", "--hidden", 24)[0] == 0
+    assert T.load_checkpoint(tmp_path / "c" / "checkpoint.npz").params["9.weight"].shape == (24, 32 * 49)
+    assert run(capsys, *common, "--out", tmp_path / "l", "--model", "lenet", "--init", "torch-default",
+               "--optimizer", "adam")[0] == 0
+    assert {k: _settings_of(tmp_path / "l")[k] for k in ("init", "lr")} == {"init": "torch-default", "lr": 0.001}
+
+
+def test_cnn_resume_is_bit_identical_with_its_batchnorm_buffers(small, tmp_path, capsys):
+    common = ["train", "--data-dir", small, "--model", "cnn", "--batch-size", 128]
+    assert run(capsys, *common, "--out", tmp_path / "a", "--epochs", 2)[0] == 0
+    assert run(capsys, *common, "--out", tmp_path / "b", "--epochs", 1)[0] == 0
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "b", "--epochs", 2, "--resume")
+    assert status == 0, stderr
+    a, b = T.load_checkpoint(tmp_path / "a" / "checkpoint.npz"), T.load_checkpoint(tmp_path / "b" / "checkpoint.npz")
+    assert "5.running_var" in a.buffers
+    for x, y in ((a.params, b.params), (a.buffers, b.buffers), (a.optimizer, b.optimizer)):
+        assert {k: v.tobytes() for k, v in x.items()} == {k: v.tobytes() for k, v in y.items()}
+    assert [r[:5] for r in read_metrics(tmp_path / "a")] == [r[:5] for r in read_metrics(tmp_path / "b")]
+
+
+@pytest.mark.parametrize("model", ["lenet", "cnn"])
+def test_check_torch_agrees_in_float64_for_the_convolutional_models(model, small, tmp_path, capsys):
+    pytest.importorskip("torch")
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "run", "--epochs", 2,
+                                 "--model", model, "--batch-size", 100, "--dtype", "float64", "--check-torch")
+    assert status == 0, stderr
+    found = re.search(r"check-torch: largest differences over the run: loss (\S+), parameters (\S+)\n", stdout)
+    loss, params = map(float, found.groups())
+    assert loss < 1e-10 and params < 1e-10
+
+
 # --------------------------------------------------------------------------- the study hook
 
 def test_study_hook(monkeypatch, capsys):
@@ -786,6 +850,18 @@ def test_eval_and_resume_refuse_a_bad_saved_setting_in_the_same_words(small, tmp
         assert status == 1, key
         assert _unknown_setting(one_line_error(stderr), key, value) == said_by_eval
         assert str(path) in said_by_eval
+
+
+def test_eval_and_resume_refuse_an_init_the_saved_model_does_not_take(small, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1, "--model", "lenet",
+               "--batch-size", 300)[0] == 0
+    rewrite_config(out / "checkpoint.npz", lambda c: c["settings"].update(init="normal"))
+    status, _, stderr = run(capsys, "eval", out)
+    line = one_line_error(stderr)
+    assert status == 2 and "init='normal'" in line and "lenet" in line
+    status, _, stderr = run(capsys, "train", "--out", out, "--resume", "--epochs", 2)
+    assert status == 1 and "init='normal'" in one_line_error(stderr)
 
 
 def test_the_saved_settings_are_the_flags_settings():

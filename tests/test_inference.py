@@ -74,7 +74,9 @@ def small_test_set(small):
 
 # --------------------------------------------------------------------------- load_model
 
-@pytest.mark.parametrize("flags", [(), ("--model", "mlp", "--hidden", "8", "--dropout", "0.3", "--dtype", "float64")])
+@pytest.mark.parametrize("flags", [(), ("--model", "mlp", "--hidden", "8", "--dropout", "0.3", "--dtype", "float64"),
+                                   ("--model", "lenet", "--batch-size", "300"),
+                                   ("--model", "cnn", "--hidden", "16", "--batch-size", "300")])
 def test_load_model_from_folder_and_file_gives_the_trained_model(small, tmp_path, capsys, flags):
     out = train(capsys, small, tmp_path / "run", *flags)
     ckpt = T.load_checkpoint(os.path.join(out, "checkpoint.npz"))
@@ -85,6 +87,7 @@ def test_load_model_from_folder_and_file_gives_the_trained_model(small, tmp_path
         for k, v in ckpt.params.items():
             np.testing.assert_array_equal(model.params[k], v)
             assert model.params[k].dtype == v.dtype
+        assert {k: v.tobytes() for k, v in model.buffers.items()} == {k: v.tobytes() for k, v in ckpt.buffers.items()}
     X_test, y_test = small_test_set(small)
     x = inference.prepare_images(X_test, dtype=model.dtype)
     # The loaded model scores the test set exactly as training's last evaluation did.
@@ -111,6 +114,48 @@ def test_load_model_reads_a_checkpoint_without_settings_off_its_shapes(tmp_path,
     loaded = npnet.load_model(path)
     x = np.random.default_rng(2).random((3, 1, 28, 28))
     np.testing.assert_array_equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("name, hidden", [("lenet", None), ("cnn", 12)])
+def test_load_model_reads_a_convolutional_checkpoint_without_settings_off_its_shapes(tmp_path, name, hidden):
+    model = T.build_model(name, hidden=hidden, rng=np.random.default_rng(0), dtype=np.float64)
+    path = _fit_without_settings(tmp_path, model)
+    loaded = npnet.load_model(path)
+    assert {k: v.tobytes() for k, v in loaded.buffers.items()} == {k: v.tobytes() for k, v in model.buffers.items()}
+    x = np.random.default_rng(2).random((3, 1, 28, 28))
+    np.testing.assert_array_equal(loaded(x), model(x))
+
+
+@pytest.fixture(scope="module")
+def cnn_run(_isolated, tmp_path_factory):
+    """A 2-epoch cnn run on the module's small dataset (2 batches an epoch)."""
+    out = str(tmp_path_factory.mktemp("cnn") / "run")
+    assert cli.main(["train", "--data-dir", _isolated[0], "--out", out, "--epochs", "2", "--model", "cnn",
+                     "--hidden", "16", "--batch-size", "300"]) == 0
+    return out
+
+
+def test_a_loaded_cnn_normalizes_with_its_running_statistics(small, cnn_run):
+    """Inference mode: each image's logits are its own, whatever else is in the batch (a BatchNorm
+    in training mode would normalize with the batch's statistics instead)."""
+    model = npnet.load_model(cnn_run)
+    assert int(model.buffers["1.num_batches_tracked"]) == 4
+    x = inference.prepare_images(small_test_set(small)[0][:20])
+    alone = np.concatenate([model(x[i:i + 1]) for i in range(3)])
+    np.testing.assert_allclose(model(x)[:3], alone, rtol=1e-5, atol=1e-5)
+    batch_stats, _ = model.forward(x, train=True)   # what the training mode would give: other numbers
+    assert np.abs(batch_stats[:3] - alone).max() > 1e-3
+
+
+def test_predict_with_a_cnn_run(small, cnn_run, tmp_path, capsys, monkeypatch):
+    X_test, _ = small_test_set(small)
+    monkeypatch.chdir(tmp_path)
+    np.save("a.npy", X_test[0])
+    np.save("b.npy", X_test[1])
+    status, stdout, stderr = run(capsys, "predict", cnn_run, "a.npy", "b.npy")
+    assert status == 0, stderr
+    expected = _expected_top3(npnet.load_model(cnn_run), [X_test[0], X_test[1]])
+    assert _prediction(stdout, "a.npy") == expected[0] and _prediction(stdout, "b.npy") == expected[1]
 
 
 def test_load_model_refuses_an_unknown_layout_without_settings(tmp_path):
@@ -232,7 +277,8 @@ def parse_eval(stdout):
     return int(m.group(1)), float(m.group(2)), float(m.group(3)), rows
 
 
-@pytest.mark.parametrize("flags", [(), ("--model", "mlp", "--hidden", "8", "--dtype", "float64", "--batch-size", "64")])
+@pytest.mark.parametrize("flags", [(), ("--model", "mlp", "--hidden", "8", "--dtype", "float64", "--batch-size", "64"),
+                                   ("--model", "lenet", "--batch-size", "300")])
 def test_eval_prints_what_evaluate_computes(small, tmp_path, capsys, flags):
     out = train(capsys, small, tmp_path / "run", *flags)
     status, stdout, stderr = run(capsys, "eval", out)

@@ -253,9 +253,9 @@ SCALARS = ScalarTable()
 scalar = SCALARS.add
 
 scalar("build_model(name)", lambda v, c: T.build_model(v), "name", "choice", good="mlp")
-scalar("build_model(hidden)", lambda v, c: T.build_model("mlp", hidden=v), "hidden", "int>=1")
+scalar("build_model(hidden)", lambda v, c: T.build_model("mlp", hidden=v), "hidden", "int>=1?")   # None: 256
 scalar("build_model(dropout)", lambda v, c: T.build_model("mlp", dropout=v), "dropout", "prob<1")
-scalar("build_model(init)", lambda v, c: T.build_model(init=v), "init", "choice")
+scalar("build_model(init)", lambda v, c: T.build_model(init=v), "init", "choice?")   # None: the model's default
 scalar("build_model(std)", lambda v, c: T.build_model(std=v), "std", "real>=0")
 scalar("build_model(rng)", lambda v, c: T.build_model(rng=v), "rng", "generator?")
 scalar("build_model(dropout_rng)", lambda v, c: T.build_model("mlp", dropout=0.5, dropout_rng=v), "dropout_rng",
@@ -271,7 +271,7 @@ def test_other_argument(ctx, s, bad, outcome):
 
 
 def test_lenet_and_cnn_map_images_to_logits_and_back():
-    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)   # what DataLoader yields
     for model in (models.lenet(rng=np.random.default_rng(0)), models.lenet(batch_norm=True, rng=np.random.default_rng(0)),
                   models.cnn(rng=np.random.default_rng(0))):
         y, backward = model.forward(x)
@@ -281,3 +281,36 @@ def test_lenet_and_cnn_map_images_to_logits_and_back():
     assert len(models.lenet().params) == 10 and len(models.lenet(batch_norm=True).buffers) == 12
     with pytest.raises(ValueError, match="channels"):
         models.cnn(channels=(8,))
+
+
+def test_build_model_names_lenet_and_cnn_with_their_own_inits():
+    assert {"lenet", "cnn"} <= set(models.MODELS)
+    lenet = models.build_model("lenet", rng=np.random.default_rng(0))
+    assert_same_model(lenet, models.lenet(init="xavier", rng=np.random.default_rng(0)))
+    cnn = models.build_model("cnn", hidden=24, rng=np.random.default_rng(0), dtype=np.float64)
+    assert_same_model(cnn, models.cnn(hidden=24, init="torch-default", rng=np.random.default_rng(0),
+                                      dtype=np.float64))
+    assert cnn.params["9.weight"].shape == (24, 32 * 7 * 7) and cnn.dtype == np.float64
+    assert models.build_model("cnn").params["9.weight"].shape[0] == models.DEFAULT_HIDDEN["cnn"] == 128
+    # no bias before a BatchNorm: its gradient would be rounding noise, which Adam turns into steps
+    assert "0.bias" not in cnn.params and "4.bias" not in cnn.params and "1.bias" in cnn.params
+    for name in models.MODELS:
+        init = models.MODEL_INITS[name][0]
+        assert models.build_model(name, init=None, rng=np.random.default_rng(1)).params.keys() == \
+            models.build_model(name, init=init, rng=np.random.default_rng(1)).params.keys()
+
+
+@pytest.mark.parametrize("name, kwargs, word", [
+    ("lenet", dict(init="normal"), "init"),
+    ("cnn", dict(init="kaiming"), "init"),
+    ("lenet", dict(hidden=64), "hidden"),
+    ("lenet", dict(dropout=0.5), "dropout"),
+    ("cnn", dict(dropout=0.5), "dropout"),
+    ("cnn", dict(std=0.1), "std"),
+    ("lenet", dict(value=0.5), "value"),
+    ("cnn", dict(in_features=100), "in_features"),
+])
+def test_build_model_refuses_a_setting_a_convolutional_model_does_not_have(name, kwargs, word):
+    with pytest.raises(ValueError) as info:
+        models.build_model(name, **kwargs)
+    assert word in str(info.value) and name in str(info.value)

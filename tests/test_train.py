@@ -66,7 +66,7 @@ def test_build_model_rejects_bad_arguments():
     with pytest.raises(ValueError, match="dropout"):
         T.build_model("softmax", dropout=0.5)
     with pytest.raises(ValueError, match="name"):
-        T.build_model("cnn")
+        T.build_model("resnet")
     with pytest.raises(ValueError, match="init"):
         T.build_model(init="zeros")
     with pytest.raises(ValueError, match="dropout"):
@@ -537,3 +537,32 @@ def test_same_seed_same_run_with_and_without_interruption(tmp_path):
     model, opt, sched, loader = tiny_run(seed=5)
     T.fit(model, nn.CrossEntropyLoss(), opt, loader, loader, 3, scheduler=sched)
     assert {k: v.tobytes() for k, v in model.params.items()} != a[0]
+
+
+def test_batchnorm_trains_in_training_mode_and_is_evaluated_in_inference_mode():
+    """train_epoch normalizes with each batch's statistics and moves the running ones (once per step);
+    evaluate normalizes with the running statistics and leaves them alone."""
+    init_ss, shuffle_ss, _ = np.random.SeedSequence(0).spawn(3)
+    model = T.build_model("cnn", hidden=8, rng=np.random.default_rng(init_ss))
+    opt = optim.Adam(model.params, lr=1e-3)
+    X, y = synthetic(96)
+    loader = DataLoader(X, y, 32, shuffle=True, rng=np.random.default_rng(shuffle_ss))
+    seen = []
+    original = model.forward
+
+    def forward(x, train=True):
+        seen.append(train)
+        return original(x, train=train)
+
+    model.forward = forward
+    T.train_epoch(model, nn.CrossEntropyLoss(), opt, loader)
+    assert seen == [True] * 3
+    assert int(model.buffers["1.num_batches_tracked"]) == 3 and np.any(model.buffers["5.running_var"] != 1)
+    before = {k: v.copy() for k, v in model.buffers.items()}
+    Xt, yt = synthetic(40, seed=1)
+    stats = T.evaluate(model, DataLoader(Xt, yt, 16), nn.CrossEntropyLoss())
+    assert seen == [True] * 3   # evaluate called model(X), not forward(X, train=True)
+    assert all(np.array_equal(before[k], v) for k, v in model.buffers.items())
+    x = Xt.reshape(40, 1, 28, 28).astype(np.float32) / 255
+    by_sample = np.concatenate([model(x[i:i + 1]) for i in range(40)])   # running statistics: batch-independent
+    assert stats.accuracy == np.mean(by_sample.argmax(axis=1) == yt)

@@ -19,6 +19,9 @@ DEFAULTS = {
     "batch_size": 256, "epochs": 10, "seed": 0, "dtype": "float32",
 }
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
+# What each model changes of DEFAULTS (its init and hidden width are npnet.models's MODEL_INITS[model][0] and
+# DEFAULT_HIDDEN[model]); "lr" is by optimizer, over DEFAULT_LR. The course's LeNet trains with SGD at lr 0.9.
+MODEL_DEFAULTS = {"softmax": {}, "mlp": {}, "lenet": {"lr": {"sgd": 0.9}}, "cnn": {"optimizer": "adam"}}
 # Settings a resumed run takes from its checkpoint and may not change.
 FIXED_ON_RESUME = ("model", "hidden", "dropout", "init", "optimizer", "lr", "momentum", "weight_decay",
                    "batch_size", "seed", "dtype")
@@ -166,6 +169,20 @@ def _write_text(path, text):
 def _loss_text(loss):
     """A loss for people: 4 decimals, or scientific notation from 1000 on (1e6 is never 1000000.0000)."""
     return f"{loss:.4f}" if not abs(loss) >= 1e3 else f"{loss:.3e}"
+
+
+def _arch(s):
+    """The architecture a run's settings name, in a few words (softmax regression, MLP 784-256-10, ...)."""
+    model = s.get("model")
+    if model == "softmax":
+        return "softmax regression"
+    if model == "mlp":
+        return f"MLP 784-{s.get('hidden')}-10"
+    if model == "lenet":
+        return "LeNet (sigmoid, average pooling)"
+    if model == "cnn":
+        return f"CNN (2 Conv-BatchNorm-ReLU-MaxPool blocks, 16 and 32 channels; hidden {s.get('hidden')})"
+    return None
 
 
 def _plural(n, word):

@@ -107,12 +107,19 @@ def _memory_needed(s):
     """Bytes a run with settings ``s`` needs, roughly: the parameters with their gradients, optimizer
     state and the copies a checkpoint makes, one batch of activations and gradients, and the data."""
     itemsize = np.dtype(s["dtype"]).itemsize
-    hidden = s["hidden"] if s["model"] == "mlp" else 0
-    params = (784 * hidden + hidden + hidden * 10 + 10) if hidden else 784 * 10 + 10
+    hidden = s["hidden"] if s["model"] in ("mlp", "cnn") else 0
+    if s["model"] == "lenet":
+        params = 61_706
+        per_sample = 2 * 784 + 6 * (6 * 784 + 16 * 100) + 5 * (120 + 84) + 4 * 10   # each conv's map, ~6 copies
+    elif s["model"] == "cnn":
+        params = 16 * 9 + 16 * 32 * 9 + 32 * 49 * hidden + hidden * 10 + 6 * 48 + hidden + 10
+        per_sample = 2 * 784 + 7 * (16 * 784 + 32 * 196) + 5 * hidden + 4 * 10   # BatchNorm keeps more copies
+    else:
+        params = (784 * hidden + hidden + hidden * 10 + 10) if hidden else 784 * 10 + 10
+        per_sample = 2 * 784 + 5 * hidden + 4 * 10   # input and its gradient, hidden layer(s), logits
     state = 2 if s["optimizer"] == "adam" else (1 if s["momentum"] else 0)
     copies = 1 + 1 + state + 2   # weights, gradients, optimizer state, checkpoint copy and its checksum
     batch = min(s["batch_size"], 60_000)
-    per_sample = 2 * 784 + 5 * hidden + 4 * 10   # input and its gradient, hidden layer(s), logits
     return params * copies * itemsize + batch * per_sample * itemsize + _DATA_BYTES
 
 

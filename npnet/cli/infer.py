@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from ._common import (CHECKPOINT, CONFUSION, EXIT_OK, RunFailed, UsageError, _directory, _integer, _load_data,
-                      _path)
+from ._common import (CHECKPOINT, CONFUSION, EXIT_OK, RunFailed, UsageError, _arch, _directory, _integer,
+                      _load_data, _path)
 
 PREDICT_NOTES = (
     "Images are classified as the model was trained: 28x28 grayscale, light item on a dark "
@@ -67,13 +67,7 @@ def _class_names(num_classes):
 
 
 def _describe(model, ckpt):
-    s = (ckpt.config or {}).get("settings") or {}
-    if s.get("model") == "softmax":
-        arch = "softmax regression"
-    elif s.get("model") == "mlp":
-        arch = f"MLP 784-{s.get('hidden')}-10"
-    else:
-        arch = repr(model).replace("\n", " ")
+    arch = _arch((ckpt.config or {}).get("settings") or {}) or repr(model).replace("\n", " ")
     return f"{arch}, {model.dtype}, after epoch {ckpt.epoch}"
 
 

@@ -1,4 +1,4 @@
-"""``npnet train``: the course's softmax regression (or the MLP) on Fashion-MNIST,
+"""``npnet train``: the course's softmax regression (or the MLP, LeNet, a small CNN) on Fashion-MNIST,
 its settings, the table and metrics.csv it writes as it goes, resume and the torch check."""
 import csv
 import importlib
@@ -17,8 +17,8 @@ import numpy as np
 from .. import __version__
 from . import _outdir
 from ._common import (CHECKPOINT, CONFIG, CURVES, DEFAULT_LR, DEFAULTS, EXIT_OK, FIXED_ON_RESUME, METRICS,
-                      METRICS_COLUMNS, NUM_PREDICTIONS, PREDICTIONS, RunFailed, Stopped, UsageError, _directory,
-                      _integer, _load_data, _loss_text, _one_line, _plural, _real, _write_text)
+                      METRICS_COLUMNS, MODEL_DEFAULTS, NUM_PREDICTIONS, PREDICTIONS, RunFailed, Stopped, UsageError,
+                      _arch, _directory, _integer, _load_data, _loss_text, _one_line, _plural, _real, _write_text)
 
 
 def add_parser(sub):
@@ -28,19 +28,24 @@ def add_parser(sub):
                     "W ~ N(0, 0.01), b = 0, SGD lr 0.1, batch 256, 10 epochs. Writes metrics.csv, curves.png, "
                     "predictions.png, config.json and checkpoint.npz (after every epoch) into --out.")
     a = p.add_argument
-    a("--model", choices=("softmax", "mlp"), help="softmax regression or the 784-HIDDEN-10 ReLU MLP (default: softmax)")
-    a("--hidden", type=_integer(1), metavar="N", help="hidden units of the mlp (default: 256)")
+    a("--model", choices=("softmax", "mlp", "lenet", "cnn"),
+      help="softmax regression, the 784-HIDDEN-10 ReLU MLP, the course's LeNet (init xavier, lr 0.9) or a small "
+           "CNN with BatchNorm (adam, lr 0.001) (default: softmax)")
+    a("--hidden", type=_integer(1), metavar="N",
+      help="hidden units of the mlp (default: 256) or of the cnn's classifier (default: 128)")
     a("--epochs", type=_integer(1), metavar="N",
       help="train until this epoch (default: 10; with --resume, a new total)")
-    a("--lr", type=_real(0.0, low_open=True), metavar="LR", help="learning rate (default: 0.1 for sgd, 0.001 for adam)")
+    a("--lr", type=_real(0.0, low_open=True), metavar="LR",
+      help="learning rate (default: 0.1 for sgd, 0.9 for the lenet's sgd, 0.001 for adam)")
     a("--batch-size", type=_integer(1), metavar="N", help="mini-batch size (default: 256)")
-    a("--optimizer", choices=("sgd", "adam"), help="the optimizer (default: sgd)")
+    a("--optimizer", choices=("sgd", "adam"), help="the optimizer (default: sgd; adam for the cnn)")
     a("--momentum", type=_real(0.0), metavar="M", help="SGD momentum (default: 0)")
     a("--weight-decay", type=_real(0.0), metavar="WD", help="L2 penalty (default: 0)")
     a("--dropout", type=_real(0.0, 1.0, high_open=True), metavar="P",
       help="dropout after the mlp's hidden layer (default: 0)")
     a("--init", choices=("normal", "xavier", "kaiming", "torch-default"),
-      help="initial weights: normal = N(0, 0.01) with b = 0, the course's (default: normal)")
+      help="initial weights: normal = N(0, 0.01) with b = 0, the course's (default: normal; lenet: xavier, "
+           "its weights only; cnn: torch-default; these two take xavier or torch-default)")
     a("--seed", type=_integer(0), metavar="N",
       help="seeds the initial weights, the shuffling and the dropout masks (default: 0)")
     a("--dtype", choices=("float32", "float64"), help="parameter dtype (default: float32)")
@@ -71,14 +76,29 @@ def _settings(args, saved=None):
         s = {k: saved.get(k) for k in DEFAULTS}
         s["epochs"] = given.get("epochs", saved.get("epochs", DEFAULTS["epochs"]))
         return s
-    s = {k: given.get(k, v) for k, v in DEFAULTS.items()}
+    from ..models import DEFAULT_HIDDEN, MODEL_INITS
+
+    model = given.get("model", DEFAULTS["model"])
+    own = {**MODEL_DEFAULTS[model], "init": MODEL_INITS[model][0], "hidden": DEFAULT_HIDDEN[model]}
+    s = {k: given.get(k, own.get(k, v) if k != "lr" else v) for k, v in DEFAULTS.items()}
     if s["lr"] is None:
-        s["lr"] = DEFAULT_LR[s["optimizer"]]
-    if s["model"] == "softmax":
+        s["lr"] = own["lr"].get(s["optimizer"], DEFAULT_LR[s["optimizer"]]) if "lr" in own else DEFAULT_LR[s["optimizer"]]
+    if model == "softmax":
         for k in ("hidden", "dropout"):
             if k in given:
-                raise UsageError(f"--{k} applies to --model mlp; softmax regression has no hidden layer")
-        s["hidden"] = s["dropout"] = None
+                raise UsageError(f"--{k} applies to --model mlp{' or cnn' if k == 'hidden' else ''}; "
+                                 "softmax regression has no hidden layer")
+    if model in ("lenet", "cnn"):
+        for k in ("hidden", "dropout") if model == "lenet" else ("dropout",):
+            if k in given:
+                raise UsageError(f"--{k} applies to --model mlp{' or cnn' if k == 'hidden' else ''}; "
+                                 f"the {model} has no {'hidden width to set' if k == 'hidden' else 'dropout'}")
+        if s["init"] not in MODEL_INITS[model]:
+            raise UsageError(f"--init {s['init']} does not apply to --model {model}; it takes "
+                             f"{' or '.join(MODEL_INITS[model])} (default: {MODEL_INITS[model][0]})")
+    if model != "mlp":
+        s["dropout"] = None
+    s["hidden"] = s["hidden"] if DEFAULT_HIDDEN[model] else None
     if s["optimizer"] == "adam":
         if "momentum" in given:
             raise UsageError("--momentum applies to --optimizer sgd (Adam has betas)")
@@ -117,7 +137,7 @@ def _write_metrics(path, history):
 
 def _describe(s):
     """The model and its key settings, in one line (the run's summary and the title of curves.png)."""
-    arch = "softmax regression" if s["model"] == "softmax" else f"MLP 784-{s['hidden']}-10"
+    arch = _arch(s)
     if s["model"] == "mlp" and s["dropout"]:
         arch += f" (dropout {s['dropout']:g})"
     hp = (f"lr {s['lr']:g}" + (f", momentum {s['momentum']:g}" if s["momentum"] else "")
@@ -303,7 +323,7 @@ def _train(args, settings, run):
     s = settings
     dtype = np.dtype(s["dtype"])
     init_seed, shuffle_seed, dropout_seed = np.random.SeedSequence(s["seed"]).spawn(3)
-    model = build_model(s["model"], hidden=s["hidden"] or 256, dropout=s["dropout"] or 0.0, init=s["init"],
+    model = build_model(s["model"], hidden=s["hidden"], dropout=s["dropout"] or 0.0, init=s["init"],
                         rng=np.random.default_rng(init_seed), dropout_rng=np.random.default_rng(dropout_seed),
                         dtype=dtype)
     if s["optimizer"] == "sgd":
