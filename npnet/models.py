@@ -233,6 +233,7 @@ def collect_rngs(model, loader=None):
 # _validate check; the same words for the message). The CLI's flags accept exactly these values.
 RUN_SETTINGS = {
     "model": (lambda v, n: V.choice(v, n, MODELS), f"one of {', '.join(MODELS)}"),
+    "lr_schedule": (lambda v, n: V.choice(v, n, ("none", "cosine")), "none or cosine"),
     "hidden": (lambda v, n: V.integer(v, n, low=1), "an integer >= 1"),
     "dropout": (lambda v, n: V.real_number(v, n, low=0.0, high=1.0, high_open=True), "a number in [0, 1)"),
     "init": (lambda v, n: V.choice(v, n, INITS), f"one of {', '.join(INITS)}"),

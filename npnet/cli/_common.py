@@ -16,15 +16,18 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULTS = {
     "model": "softmax", "hidden": 256, "dropout": 0.0, "init": "normal",
     "optimizer": "sgd", "lr": None, "momentum": 0.0, "weight_decay": 0.0,
-    "batch_size": 256, "epochs": 10, "seed": 0, "dtype": "float32",
+    "batch_size": 256, "epochs": 10, "seed": 0, "dtype": "float32", "lr_schedule": "none",
 }
+# Settings an older checkpoint may lack, and the value its run had (a resume takes that).
+SINCE = {"lr_schedule": "none"}
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 # What each model changes of DEFAULTS (its init and hidden width are npnet.models's MODEL_INITS[model][0] and
 # DEFAULT_HIDDEN[model]); "lr" is by optimizer, over DEFAULT_LR. The course's LeNet trains with SGD at lr 0.9.
-MODEL_DEFAULTS = {"softmax": {}, "mlp": {}, "lenet": {"lr": {"sgd": 0.9}}, "cnn": {"optimizer": "adam"}}
+MODEL_DEFAULTS = {"softmax": {}, "mlp": {}, "lenet": {"lr": {"sgd": 0.9}},
+                  "cnn": {"optimizer": "adam", "lr_schedule": "cosine"}}
 # Settings a resumed run takes from its checkpoint and may not change.
 FIXED_ON_RESUME = ("model", "hidden", "dropout", "init", "optimizer", "lr", "momentum", "weight_decay",
-                   "batch_size", "seed", "dtype")
+                   "batch_size", "seed", "dtype", "lr_schedule")
 CHECKPOINT, METRICS, CONFIG, CURVES, PREDICTIONS = (
     "checkpoint.npz", "metrics.csv", "config.json", "curves.png", "predictions.png")
 CONFUSION, LOCK = "confusion.png", ".lock"

@@ -17,7 +17,8 @@ import numpy as np
 from .. import __version__
 from . import _outdir
 from ._common import (CHECKPOINT, CONFIG, CURVES, DEFAULT_LR, DEFAULTS, EXIT_OK, FIXED_ON_RESUME, METRICS,
-                      METRICS_COLUMNS, MODEL_DEFAULTS, NUM_PREDICTIONS, PREDICTIONS, RunFailed, Stopped, UsageError,
+                      METRICS_COLUMNS, MODEL_DEFAULTS, NUM_PREDICTIONS, PREDICTIONS, SINCE, RunFailed, Stopped,
+                      UsageError,
                       _arch, _directory, _integer, _load_data, _loss_text, _one_line, _plural, _real, _write_text)
 
 
@@ -39,6 +40,8 @@ def add_parser(sub):
       help="learning rate (default: 0.1 for sgd, 0.9 for the lenet's sgd, 0.001 for adam)")
     a("--batch-size", type=_integer(1), metavar="N", help="mini-batch size (default: 256)")
     a("--optimizer", choices=("sgd", "adam"), help="the optimizer (default: sgd; adam for the cnn)")
+    a("--lr-schedule", choices=("none", "cosine"),
+      help="none keeps --lr; cosine lowers it to 0 over --epochs, after each epoch (default: none; cosine for the cnn)")
     a("--momentum", type=_real(0.0), metavar="M", help="SGD momentum (default: 0)")
     a("--weight-decay", type=_real(0.0), metavar="WD", help="L2 penalty (default: 0)")
     a("--dropout", type=_real(0.0, 1.0, high_open=True), metavar="P",
@@ -73,7 +76,7 @@ def _settings(args, saved=None):
                 flag = "--" + k.replace("_", "-")
                 raise UsageError(f"{flag} {given[k]} differs from the checkpoint's {saved.get(k)}; a resumed run keeps "
                                  f"its settings (start a new run with another --out, or --overwrite)")
-        s = {k: saved.get(k) for k in DEFAULTS}
+        s = {k: saved.get(k, SINCE.get(k)) for k in DEFAULTS}
         s["epochs"] = given.get("epochs", saved.get("epochs", DEFAULTS["epochs"]))
         return s
     from ..models import DEFAULT_HIDDEN, MODEL_INITS
@@ -142,6 +145,8 @@ def _describe(s):
         arch += f" (dropout {s['dropout']:g})"
     hp = (f"lr {s['lr']:g}" + (f", momentum {s['momentum']:g}" if s["momentum"] else "")
           + (f", weight decay {s['weight_decay']:g}" if s["weight_decay"] else ""))
+    if s.get("lr_schedule") == "cosine":
+        hp += ", cosine schedule"
     return (f"{arch}, init {s['init']}, {s['optimizer']} ({hp}), batch {s['batch_size']}, "
             f"{_plural(s['epochs'], 'epoch')}, {s['dtype']}, seed {s['seed']}")
 
@@ -296,7 +301,7 @@ def _train(args, settings, run):
         except CheckpointError as e:
             raise RunFailed(f"cannot resume: {e}") from e
         saved = (ckpt.config or {}).get("settings")
-        if not isinstance(saved, dict) or any(k not in saved for k in DEFAULTS):
+        if not isinstance(saved, dict) or any(k not in saved for k in DEFAULTS if k not in SINCE):
             raise RunFailed(f"cannot resume: {ckpt_path} was not written by `npnet train` (no settings in its config)")
         try:
             check_run_settings(ckpt.config, ckpt.path)   # the words npnet eval uses for the same checkpoint
@@ -330,6 +335,9 @@ def _train(args, settings, run):
         opt = optim.SGD(model.params, lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"])
     else:
         opt = optim.Adam(model.params, lr=s["lr"], weight_decay=s["weight_decay"])
+    # cosine: the lr falls from --lr to 0 over the run's --epochs, stepped after each epoch (torch's
+    # CosineAnnealingLR with T_max = epochs); the checkpoint holds its state, so --resume continues it
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s["epochs"]) if s["lr_schedule"] == "cosine" else None
     train_loader = DataLoader(X_train, y_train, s["batch_size"], shuffle=True,
                               rng=np.random.default_rng(shuffle_seed))
     test_loader = DataLoader(X_test, y_test, s["batch_size"])
@@ -378,8 +386,8 @@ def _train(args, settings, run):
 
     callbacks = [twin, reporter] if twin is not None else [reporter]
     try:
-        result = T.fit(model, loss_fn, opt, train_loader, test_loader, s["epochs"], checkpoint_path=ckpt_path,
-                     resume=args.resume, config=config, callbacks=callbacks)
+        result = T.fit(model, loss_fn, opt, train_loader, test_loader, s["epochs"], scheduler=scheduler,
+                     checkpoint_path=ckpt_path, resume=args.resume, config=config, callbacks=callbacks)
     except TrainingDiverged as e:
         reporter.close()
         kept = f"; {ckpt_path} keeps epoch {reporter.last_epoch}" if os.path.isfile(ckpt_path) else ""
