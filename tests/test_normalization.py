@@ -269,6 +269,32 @@ def test_fast_batch_norm_equals_the_plain_kernel(seed, dtype):
                     np.testing.assert_array_equal(a, s)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(37, 3, 9, 10), (20, 5, 14, 14), (9, 4, 3, 3)])
+def test_fast_batch_norm_by_blocks_of_samples_equals_the_plain_kernel_and_one_block(monkeypatch, shape, dtype):
+    """Long channels (H W >= 64, a dot per sample and channel) and short ones, over several blocks.
+    (Not bit for bit against one block: einsum's sum of a row may round differently where
+    the row sits in memory; each within the summation-order tolerance of the plain kernel.)"""
+    r = np.random.default_rng(7)
+    C, n = shape[1], shape[0] * shape[2] * shape[3]
+    X = (r.standard_normal(shape) * 3 + 2).astype(dtype)
+    dY = r.standard_normal(shape).astype(dtype)
+    rm, rv = r.standard_normal(C).astype(dtype), r.uniform(0.5, 2, C).astype(dtype)
+    w, b = r.standard_normal(C).astype(dtype), r.standard_normal(C).astype(dtype)
+    for training in (True, False):
+        args = (X, rm, rv, w, b, training, 0.1, 1e-5)
+        monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", 1 << 40)
+        *whole, whole_bw = _fast.batch_norm_with_backward(*args)
+        monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", X[0].nbytes * 3)   # blocks of 3 samples
+        *blocked, blocked_bw = _fast.batch_norm_with_backward(*args)
+        *plain, plain_bw = F.batch_norm_with_backward.plain(*args)
+        tol = 64 * np.finfo(dtype).eps * np.sqrt(n)
+        for p, f, one in zip(plain + list(plain_bw(dY)), blocked + list(blocked_bw(dY)), whole + list(whole_bw(dY))):
+            for a in (f, one):
+                np.testing.assert_allclose(a, p, rtol=0, atol=tol * max(1.0, float(np.abs(p).max())))
+                assert a.dtype == dtype
+
+
 def test_fast_batch_norm_on_strided_input_equals_contiguous():
     X = randn(4, 3, 6, 2, dtype=np.float32)
     strided = np.zeros((4, 3, 6, 4), np.float32)[..., ::2]

@@ -113,6 +113,48 @@ def test_fast_max_pool_twins_equal_the_plain_kernels(case, ceil_mode):
     np.testing.assert_array_equal(x, before)
 
 
+@given(case=tiling_cases(), ceil_mode=st.booleans())
+def test_fast_fused_max_pool_equals_the_plain_kernels(case, ceil_mode):
+    x, k, dy = case
+    args = (k, k, (0, 0), (1, 1), ceil_mode)
+    if not _fast.max_pool2d_with_backward.handles(x, *args):
+        assert ceil_mode and (x.shape[-2] % k[0] or x.shape[-1] % k[1])
+        return
+    before = x.copy()
+    y, backward = _fast.max_pool2d_with_backward(x, *args)
+    y_plain, plain_backward = F.max_pool2d_with_backward.plain(x, *args)
+    np.testing.assert_array_equal(y, y_plain)
+    assert y.dtype == y_plain.dtype
+    dx, dx_plain = backward(dy), plain_backward(dy)
+    assert dx.dtype == dx_plain.dtype and dx.shape == x.shape
+    np.testing.assert_array_equal(dx, dx_plain)
+    np.testing.assert_array_equal(backward(dy), dx)              # a second call: the same
+    np.testing.assert_array_equal(x, before)
+
+
+def test_fast_fused_max_pool_blocks_of_planes_equal_the_plain_kernels():
+    """Many planes (several blocks), ties at 0 as after a ReLU, and a NaN in some windows."""
+    r = np.random.default_rng(5)
+    x = np.maximum(r.standard_normal((9, 7, 30, 30)), 0).astype(np.float32)
+    x[r.random(x.shape) < 0.001] = np.nan
+    args = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+    y, backward = _fast.max_pool2d_with_backward(x, *args)
+    dy = r.standard_normal(y.shape).astype(np.float32)
+    y_plain, plain_backward = F.max_pool2d_with_backward.plain(x, *args)
+    np.testing.assert_array_equal(y, y_plain)
+    np.testing.assert_array_equal(backward(dy), plain_backward(dy))
+    assert np.isnan(y).any() and (y == 0).any()
+
+
+def test_fast_fused_max_pool_leaves_windows_of_more_than_256_offsets_to_the_plain_kernel():
+    x = np.zeros((1, 1, 17, 17))
+    assert not _fast.max_pool2d_with_backward.handles(x, (17, 17), (17, 17), (0, 0), (1, 1), False)
+    assert _fast.max_pool2d_with_backward.handles(x, (16, 16), (16, 16), (0, 0), (1, 1), False)
+    x = np.arange(17 * 17, dtype=np.float64)[::-1].reshape(1, 1, 17, 17)
+    dx = F.max_pool2d_backward(np.array([[[[2.0]]]]), x, 17)
+    assert dx[0, 0, 0, 0] == 2.0 and dx.sum() == 2.0
+
+
 @given(case=tiling_cases(), ceil_mode=st.booleans(), count_include_pad=st.booleans())
 def test_fast_avg_pool_twins_equal_the_plain_kernels(case, ceil_mode, count_include_pad):
     x, k, dy = case

@@ -64,14 +64,14 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, X, train=True):
         self._check(X)
-        Y = K.max_pool2d(X, *self._window())
+        Y, kernel_backward = K.max_pool2d_with_backward(X, *self._window())
         out = _Like(Y.shape, Y.dtype)
 
         def backward(dY, *, need_dx=True):
             _check_dy(dY, out, "MaxPool2d")
             if not V.flag(need_dx, "need_dx"):
                 return None, {}
-            return K.max_pool2d_backward(dY, X, *self._window()), {}   # dX = dY at each window's argmax
+            return kernel_backward(dY), {}   # dX = dY at each window's argmax
 
         return Y, backward
 

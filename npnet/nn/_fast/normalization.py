@@ -11,6 +11,11 @@ The tricks:
   of products is written;
 - the centred input ``x - mean`` is computed once, kept by the closure and read
   by the backward, which therefore recomputes neither the statistics nor x_hat;
+- the elementwise passes (centring with the squares' sums, scaling and shifting; in
+  the backward the sums of dY and dY (x - mean), then dX) run over blocks of samples
+  of about ``_BLOCK_BYTES``, so each block's arrays are read from memory once per phase
+  rather than once per step (fwd+bwd at (256, 32, 14, 14): 13.8 -> 7.9 ms; at (256, 16,
+  28, 28): 29.9 -> 25.5 ms; one thread, under load);
 - the backward's dX = weight / (n s) (n dY - sum(dY) - x_hat sum(dY x_hat)) is,
   per channel, the affine map ``a dY + b (x - mean) + c``: three passes with
   per-channel numbers instead of a pass per term.
@@ -51,10 +56,21 @@ def batch_norm_with_backward(X, running_mean, running_var, weight=None, bias=Non
     n = X.size // C
     L = n // N
     R = _rows(X, N)
+    blocks = _blocks(N, R.shape[1] * R.itemsize)
+    long = L >= _LONG
     if training:
         mean = _sums(R, C) / R.dtype.type(n)
-        Xc = R - np.repeat(mean, L)
-        var = _dots(Xc, Xc, C) / R.dtype.type(n)
+        m = np.repeat(mean, L)
+        Xc = np.empty(R.shape, R.dtype)
+        if long:     # each block's rows are centred and their squares summed while still in cache
+            sq = np.empty((N, C), R.dtype)
+            for b in blocks:
+                np.subtract(R[b], m, out=Xc[b])
+                sq[b] = _row_dots(Xc[b], Xc[b], C)
+            var = sq.sum(axis=0) / R.dtype.type(n)
+        else:
+            np.subtract(R, m, out=Xc)
+            var = _dots(Xc, Xc, C) / R.dtype.type(n)
         if running_mean is not None:
             running_mean = (1 - momentum) * running_mean + momentum * mean
             running_var = (1 - momentum) * running_var + momentum * var * (n / (n - 1))
@@ -63,24 +79,55 @@ def batch_norm_with_backward(X, running_mean, running_var, weight=None, bias=Non
         var = running_var
     inv = 1 / np.sqrt(var + eps)
     k = inv if weight is None else weight * inv
-    Y = np.multiply(Xc, np.repeat(k, L))
-    if bias is not None:
-        Y += np.repeat(bias, L)
+    kL, biasL = np.repeat(k, L), None if bias is None else np.repeat(bias, L)
+    Y = np.empty(R.shape, R.dtype)
+    for b in blocks:
+        np.multiply(Xc[b], kL, out=Y[b])
+        if biasL is not None:
+            Y[b] += biasL
 
     def backward(dY, *, need_dX=True):
         D = _rows(dY, N)
-        dbias = _sums(D, C)
-        dot = _dots(D, Xc, C)                     # sum(dY * (x - mean))
+        if long:     # sum(dY) and sum(dY * (x - mean)), a block of rows at a time: D and Xc read once
+            S, T = np.empty((N, C), D.dtype), np.empty((N, C), D.dtype)
+            ones = np.ones(L, D.dtype)
+            for b in blocks:
+                S[b] = (D[b].reshape(-1, L) @ ones).reshape(-1, C)
+                T[b] = _row_dots(D[b], Xc[b], C)
+            dbias, dot = S.sum(axis=0), T.sum(axis=0)
+        else:
+            dbias, dot = _sums(D, C), _dots(D, Xc, C)   # sum(dY), sum(dY * (x - mean))
         dweight = dot * inv                       # sum(dY * x_hat)
         if not need_dX:
             return None, dweight, dbias
-        dX = np.multiply(D, np.repeat(k, L))
+        dX = np.empty(D.shape, D.dtype)
         if training:
-            dX += np.multiply(Xc, np.repeat(-k * inv * inv * dot / n, L))
-            dX += np.repeat(-k * dbias / n, L)
+            a, c = np.repeat(-k * inv * inv * dot / n, L), np.repeat(-k * dbias / n, L)
+        for b in blocks:
+            np.multiply(D[b], kL, out=dX[b])
+            if training:
+                dX[b] += np.multiply(Xc[b], a)
+                dX[b] += c
         return dX.reshape(X.shape), dweight, dbias
 
     return Y.reshape(X.shape), running_mean, running_var, backward
+
+
+def _row_dots(A2, B2, C):
+    """Per-(sample, channel) sums of A2 * B2 (both (m, C * L)), as (m, C)."""
+    m = A2.shape[0]
+    return np.einsum("ij,ij->i", A2.reshape(m * C, -1), B2.reshape(m * C, -1)).reshape(m, C)
+
+
+def _blocks(N, row_bytes):
+    """Slices of consecutive rows (samples) of about _BLOCK_BYTES each."""
+    step = max(1, _BLOCK_BYTES // max(1, row_bytes))
+    return [slice(i, min(i + step, N)) for i in range(0, N, step)]
+
+
+# The elementwise passes run over blocks of samples of about this many bytes, so that
+# a block's input, centred input and output stay in cache from one step to the next.
+_BLOCK_BYTES = 1 << 18
 
 
 # an empty batch goes to the plain kernel (nothing to sum, the running statistics stay)

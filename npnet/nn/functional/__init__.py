@@ -33,7 +33,8 @@ from .activations import (  # noqa: F401
 from .conv import conv2d, conv2d_backward  # noqa: F401
 from .dropout import dropout, dropout_backward, dropout_mask  # noqa: F401
 from .linear import linear, linear_backward  # noqa: F401
-from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
+from .pooling import (  # noqa: F401
+    avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_with_backward)
 from .losses import (  # noqa: F401
     cross_entropy, cross_entropy_backward, cross_entropy_with_backward, mse_loss, mse_loss_backward,
     nll_loss, nll_loss_backward)
@@ -49,6 +50,6 @@ __all__ = [
     "cross_entropy", "cross_entropy_backward", "cross_entropy_with_backward",
     "nll_loss", "nll_loss_backward", "mse_loss", "mse_loss_backward",
     "batch_norm", "batch_norm_backward", "batch_norm_with_backward", "layer_norm", "layer_norm_backward",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "max_pool2d", "max_pool2d_backward", "max_pool2d_with_backward", "avg_pool2d", "avg_pool2d_backward",
     "conv2d", "conv2d_backward",
 ]

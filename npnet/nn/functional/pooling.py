@@ -146,6 +146,21 @@ def max_pool2d_backward(dY, X, kernel_size, stride=None, padding=0, dilation=1, 
     return _unpad(dXp, padding, X.shape)
 
 
+@kernel(_check_pool)
+def max_pool2d_with_backward(X, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """:func:`max_pool2d` and :func:`max_pool2d_backward` in one call, as ``nn.MaxPool2d`` runs them.
+
+    Returns ``(Y, backward)`` with ``backward(dY) -> dX``; dY arrives unchecked. (The fast
+    twin keeps each window's argmax from the forward pass for the backward.)
+    """
+    Y = max_pool2d.plain(X, kernel_size, stride, padding, dilation, ceil_mode)
+
+    def backward(dY):
+        return max_pool2d_backward.plain(dY, X, kernel_size, stride, padding, dilation, ceil_mode)
+
+    return Y, backward
+
+
 # ----------------------------------------------------------------------- avg pool
 
 def _check_avg_pool(X, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
