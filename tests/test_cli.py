@@ -649,7 +649,8 @@ def test_cnn_hidden_and_lenet_init_flags_reach_the_model(small, tmp_path, capsys
 
 
 def test_cnn_resume_is_bit_identical_with_its_batchnorm_buffers(small, tmp_path, capsys):
-    common = ["train", "--data-dir", small, "--model", "cnn", "--batch-size", 128]
+    # a constant lr, so that a run extended by --resume is the same run (a cosine schedule ends where it was planned)
+    common = ["train", "--data-dir", small, "--model", "cnn", "--batch-size", 128, "--lr-schedule", "none"]
     assert run(capsys, *common, "--out", tmp_path / "a", "--epochs", 2)[0] == 0
     assert run(capsys, *common, "--out", tmp_path / "b", "--epochs", 1)[0] == 0
     status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "b", "--epochs", 2, "--resume")
@@ -1184,3 +1185,28 @@ def test_out_is_used_as_given(tiny, tmp_path, capsys, monkeypatch, out):
                                               "predictions.png")}
     assert set(created) == dirs | files, created
     assert f"to {out}" in stdout
+
+
+def test_cosine_schedule_lowers_the_lr_over_the_planned_epochs_and_is_the_cnns_default(small, tmp_path, capsys):
+    status, stdout, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "c", "--model", "cnn",
+                                 "--epochs", 2, "--batch-size", 300)
+    assert status == 0, stderr
+    assert "cosine schedule" in stdout and _settings_of(tmp_path / "c")["lr_schedule"] == "cosine"
+    ckpt = T.load_checkpoint(tmp_path / "c" / "checkpoint.npz")
+    # lr_t = lr (1 + cos(pi t / T_max)) / 2 with T_max = 2: 0.001, then 0.0005 in epoch 2, then 0, as torch's
+    assert ckpt.scheduler is not None and int(ckpt.scheduler["T_max"]) == 2
+    assert float(ckpt.optimizer["lr"]) == pytest.approx(0.0, abs=1e-12)
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "c", "--epochs", 3, "--resume")
+    assert status == 2 and "--epochs" in stderr and "cosine" in stderr
+    status, _, stderr = run(capsys, "train", "--data-dir", small, "--out", tmp_path / "s", "--epochs", 1,
+                            "--batch-size", 300, "--lr-schedule", "cosine")
+    assert status == 0, stderr
+    assert _settings_of(tmp_path / "s")["lr_schedule"] == "cosine"
+
+
+def test_a_checkpoint_from_before_lr_schedule_resumes_with_a_constant_lr(small, tmp_path, capsys):
+    out = tmp_path / "old"
+    assert run(capsys, "train", "--data-dir", small, "--out", out, "--epochs", 1, "--batch-size", 300)[0] == 0
+    saved = {k: v for k, v in _settings_of(out).items() if k != "lr_schedule"}   # as an older npnet saved them
+    args = cli.build_parser().parse_args(["train", "--out", str(out), "--epochs", "2", "--resume"])
+    assert cli_train._settings(args, saved)["lr_schedule"] == "none"

@@ -78,6 +78,9 @@ def _settings(args, saved=None):
                                  f"its settings (start a new run with another --out, or --overwrite)")
         s = {k: saved.get(k, SINCE.get(k)) for k in DEFAULTS}
         s["epochs"] = given.get("epochs", saved.get("epochs", DEFAULTS["epochs"]))
+        if s["lr_schedule"] == "cosine" and s["epochs"] != saved.get("epochs"):
+            raise UsageError(f"--epochs {s['epochs']} differs from the checkpoint's {saved.get('epochs')}: its cosine "
+                             f"schedule ends at epoch {saved.get('epochs')}; start a new run for a longer one")
         return s
     from ..models import DEFAULT_HIDDEN, MODEL_INITS
 
