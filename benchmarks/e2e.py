@@ -343,12 +343,15 @@ def _check_fused(kind, model, X, y, lr, steps=5):
             raise AssertionError(f"{kind}: fused loop's {k} differs from npnet's by {err:.2e}")
 
 
-def peak_rss_mb(args):
-    """Peak resident memory of ``npnet train`` with ``args``, run in a subprocess."""
+def peak_rss_mb(args, counts=None):
+    """Peak resident memory of ``npnet train`` with ``args``, run in a subprocess;
+    ``counts`` ({"train": n, "test": m}): the sizes a quick run's small data set has."""
     with tempfile.TemporaryDirectory() as out:
         # VmHWM, not getrusage's ru_maxrss: on Linux ru_maxrss survives exec, so a child
         # forked from this (large) process would report the parent's size.
-        code = ("import sys\nfrom npnet import cli\ncode = cli.main(sys.argv[1:])\n"
+        small = ("" if counts is None else
+                 f"from npnet.data import fashion_mnist\nfashion_mnist._COUNTS.update({counts!r})\n")
+        code = (small + "import sys\nfrom npnet import cli\ncode = cli.main(sys.argv[1:])\n"
                 "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
                 "print('MAXRSS', hwm.split()[1])\nsys.exit(code)")
         proc = subprocess.run([sys.executable, "-c", code, "train", "--out", out, *args],
@@ -531,6 +534,7 @@ def cnn_rss_rows(X, y, *, quick=False):
                 _write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte"), images)
                 _write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte"), labels)
             args += ["--data-dir", folder]
-        mb = peak_rss_mb(args)
+        # a quick run's folder is not the real data set: the child accepts its sizes
+        mb = peak_rss_mb(args, counts={"train": len(X), "test": 512} if quick else None)
     name = "peak RSS of npnet train --model cnn --epochs 1" + (f" ({len(X)} training images)" if quick else "")
     return [{"group": "memory", "name": name, "value": mb, "unit": "MB", "target": 300}]

@@ -84,7 +84,8 @@ def test_train_writes_the_five_files(small, tmp_path, capsys):
     config = json.load(open(out / "config.json"))
     assert config["settings"] == {"model": "softmax", "hidden": None, "dropout": None, "init": "normal",
                                   "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0,
-                                  "batch_size": 256, "epochs": 3, "seed": 0, "dtype": "float32"}
+                                  "batch_size": 256, "epochs": 3, "seed": 0, "dtype": "float32",
+                                  "lr_schedule": "none"}
     ckpt = T.load_checkpoint(out / "checkpoint.npz")
     assert ckpt.epoch == 3 and ckpt.params["1.weight"].shape == (10, 784)
     assert [round(r.train_loss, 12) for r in ckpt.metrics] == [round(v, 12) for v in values[:, 1]]
