@@ -413,8 +413,8 @@ def test_a_second_run_on_the_same_out_exits_2_naming_the_holder(small, tmp_path,
         assert (out / "config.json").read_bytes() == before["config.json"]
     finally:
         p.send_signal(signal.SIGTERM)
-        finish(p)
-    assert p.returncode == 143
+        stderr = finish(p)
+    assert p.returncode == 143, stderr   # the child's last words, should a stop ever end otherwise
 
 
 def test_the_lock_is_held_for_the_whole_run_and_released(small, tmp_path, capsys, monkeypatch):
