@@ -4,15 +4,13 @@ Each keeps the contract of :mod:`npnet.nn.layers`: ``forward(X, train=True)``
 returns ``(Y, backward)`` and ``backward(dY, *, need_dx=True)`` returns
 ``(dX, grads)``; the math is in :mod:`npnet.nn.functional.conv`.
 """
-import math
 
 import numpy as np
 
 from .. import _validate as V
-from . import init
 from ._kernels import K   # the active kernels, unchecked: each module checks its arguments once
 from .functional.conv import _check_fits, _pads
-from .layers import Module, _check_dy, _Like
+from .layers import Module, _check_dy, _Like, _torch_default_init
 
 __all__ = ["Conv2d"]
 
@@ -81,13 +79,7 @@ class Conv2d(Module):
 
     def reset_parameters(self, rng=None):
         """Draw fresh initial values exactly as ``torch.nn.Conv2d.reset_parameters``."""
-        rng = V.generator(rng)
-        init.kaiming_uniform_(self.params["weight"], a=math.sqrt(5), rng=rng)
-        if "bias" in self.params:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.params["weight"])
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.params["bias"], -bound, bound, rng=rng)
-        return self
+        return _torch_default_init(self, rng)
 
     def _check(self, X):
         W = self.params["weight"]

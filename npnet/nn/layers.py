@@ -108,6 +108,18 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+def _torch_default_init(module, rng):
+    """torch's default for Linear and Conv2d: weight kaiming_uniform_(a=sqrt(5)), i.e.
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    rng = V.generator(rng)
+    init.kaiming_uniform_(module.params["weight"], a=math.sqrt(5), rng=rng)
+    if "bias" in module.params:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(module.params["weight"])
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(module.params["bias"], -bound, bound, rng=rng)
+    return module
+
+
 _Like = V.Like   # what a backward keeps of an output it need not hold on to: its shape and dtype
 
 
@@ -159,13 +171,7 @@ class Linear(Module):
 
     def reset_parameters(self, rng=None):
         """Draw fresh initial values exactly as ``torch.nn.Linear.reset_parameters``."""
-        rng = V.generator(rng)
-        init.kaiming_uniform_(self.params["weight"], a=math.sqrt(5), rng=rng)
-        if "bias" in self.params:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.params["weight"])
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.params["bias"], -bound, bound, rng=rng)
-        return self
+        return _torch_default_init(self, rng)
 
     def _check(self, X):
         W = self.params["weight"]

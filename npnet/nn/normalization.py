@@ -27,6 +27,15 @@ def _check_dtype(module, X):
             return
 
 
+
+def _reset_affine(module):
+    """An affine normalization's start, as torch's: weight = 1, bias = 0 (where they exist)."""
+    if "weight" in module.params:
+        module.params["weight"][...] = 1
+    if "bias" in module.params:
+        module.params["bias"][...] = 0
+    return module
+
 class _BatchNorm(Module):
     """What BatchNorm1d and BatchNorm2d share; they differ in the input's number of axes."""
 
@@ -64,11 +73,7 @@ class _BatchNorm(Module):
     def reset_parameters(self):
         """weight = 1, bias = 0 and the running statistics reset, as torch."""
         self.reset_running_stats()
-        if "weight" in self.params:
-            self.params["weight"][...] = 1
-        if "bias" in self.params:
-            self.params["bias"][...] = 0
-        return self
+        return _reset_affine(self)
 
     def _check(self, X):
         V.float_array(X, "input")
@@ -200,11 +205,7 @@ class LayerNorm(Module):
 
     def reset_parameters(self):
         """weight = 1, bias = 0, as torch."""
-        if "weight" in self.params:
-            self.params["weight"][...] = 1
-        if "bias" in self.params:
-            self.params["bias"][...] = 0
-        return self
+        return _reset_affine(self)
 
     def _check(self, X):
         V.float_array(X, "input")
