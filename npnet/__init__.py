@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 from . import errors, nn  # noqa: E402,F401
 from .gradcheck import gradcheck  # noqa: E402,F401
 from .inference import load_model  # noqa: E402,F401
+from .nn._fast.parallel import get_num_threads, set_num_threads  # noqa: E402,F401
 
-__all__ = ["nn", "errors", "gradcheck", "load_model", "__version__"]
+__all__ = ["nn", "errors", "gradcheck", "load_model", "get_num_threads", "set_num_threads", "__version__"]
