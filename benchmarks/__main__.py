@@ -68,7 +68,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None,
                         help=f"where latest.{{json,md,png}} go (default benchmarks/results, quick: {QUICK_OUT})")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per case (default 7, quick 3)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both NumPy's BLAS and torch")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for NumPy's BLAS, npnet's fast kernels (npnet.set_num_threads) and torch")
     args = parser.parse_args(argv)
     out = args.out if args.out is not None else (QUICK_OUT if args.quick else RESULTS)
     if args.quick and os.path.realpath(out) == os.path.realpath(RESULTS):
@@ -84,7 +84,9 @@ def main(argv=None):
     from threadpoolctl import threadpool_limits
 
     from . import report
+    import npnet
     torch.set_num_threads(args.threads)
+    npnet.set_num_threads(args.threads)
     with threadpool_limits(limits=args.threads, user_api="blas"):
         info = report.machine_info()
         results = []

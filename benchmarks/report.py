@@ -9,8 +9,11 @@ def machine_info():
     """CPU, BLAS, library versions and thread counts, for the report's header."""
     import numpy as np
     import torch
+
+    import npnet
     info = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+            "torch_threads": torch.get_num_threads(), "npnet_threads": npnet.get_num_threads(),
+            "cpus": os.cpu_count()}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -46,7 +49,8 @@ def markdown(results, info, targets=None, *, quick=False):
     lines = [QUICK_NOTE, ""] if quick else []
     lines += [
         f"Machine: {info.get('cpu')}, {info.get('cpus')} CPUs; NumPy {info.get('numpy')} with "
-        f"{info.get('numpy_blas')}, {info.get('numpy_threads')} threads; torch {info.get('torch')}, "
+        f"{info.get('numpy_blas')}, {info.get('numpy_threads')} threads; npnet's fast kernels, "
+        f"{info.get('npnet_threads', 1)} threads; torch {info.get('torch')}, "
         f"{info.get('torch_threads')} threads; Python {info.get('python')}.",
         "",
         "| group | case | shape | npnet | torch | ratio npnet/torch | target | met |",

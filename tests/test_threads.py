@@ -1,0 +1,114 @@
+"""npnet.set_num_threads / get_num_threads and the block runner behind the fast kernels
+(npnet/nn/_fast/parallel.py). That a kernel gives the same bits for every thread count
+is tested with each kernel (tests/test_pooling.py, test_normalization.py, test_conv.py,
+test_fast.py)."""
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import npnet
+from npnet.nn._fast import parallel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def restore_threads():
+    before = npnet.get_num_threads()
+    yield
+    npnet.set_num_threads(before)
+
+
+def test_set_num_threads_is_what_get_num_threads_tells(restore_threads):
+    for n in (1, 3, 2):
+        npnet.set_num_threads(n)
+        assert npnet.get_num_threads() == n
+    npnet.set_num_threads(np.int64(4))
+    assert npnet.get_num_threads() == 4 and type(npnet.get_num_threads()) is int
+
+
+@pytest.mark.parametrize("bad, kind", [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError),
+                                       ("2", TypeError), (None, TypeError)])
+def test_set_num_threads_refuses_what_is_not_a_positive_int(restore_threads, bad, kind):
+    before = npnet.get_num_threads()
+    with pytest.raises(kind, match="num_threads"):
+        npnet.set_num_threads(bad)
+    assert npnet.get_num_threads() == before
+
+
+def _run_python(code, **env):
+    full = {**os.environ, "PYTHONPATH": ROOT, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=120)
+
+
+def test_the_default_comes_from_NPNET_NUM_THREADS_else_the_cpus_this_process_may_use():
+    out = _run_python("import npnet; print(npnet.get_num_threads())", NPNET_NUM_THREADS="3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3"]
+    env = {k: v for k, v in os.environ.items() if k != "NPNET_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", "import npnet; print(npnet.get_num_threads())"], capture_output=True,
+                         text=True, env={**env, "PYTHONPATH": ROOT}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_NPNET_NUM_THREADS_stops_the_import_naming_it(value):
+    out = _run_python("import npnet", NPNET_NUM_THREADS=value)
+    assert out.returncode != 0
+    assert "NPNET_NUM_THREADS" in out.stderr and repr(value) in out.stderr
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("blocks", [0, 1, 2, 5, 17])
+def test_run_returns_every_block_s_result_in_block_order(restore_threads, threads, blocks):
+    npnet.set_num_threads(threads)
+    assert parallel.run(lambda b: b * b, range(blocks)) == [b * b for b in range(blocks)]
+
+
+def test_run_shares_the_blocks_among_threads_and_the_caller_takes_the_first(restore_threads):
+    npnet.set_num_threads(2)
+    seen = parallel.run(lambda b: threading.get_ident(), range(6))
+    assert seen[0] == threading.get_ident()          # the first stretch runs in the caller's thread
+    assert len(set(seen)) == 2                        # and the second stretch in another one
+    assert seen[:3] == [seen[0]] * 3 and seen[3:] == [seen[3]] * 3   # consecutive blocks per thread
+    npnet.set_num_threads(1)
+    assert set(parallel.run(lambda b: threading.get_ident(), range(6))) == {threading.get_ident()}
+
+
+def test_run_raises_what_a_block_raises_after_every_block_has_finished(restore_threads):
+    npnet.set_num_threads(2)
+    done = []
+
+    def fn(b):
+        if b == 0:
+            raise ValueError("block 0 fails")
+        done.append(b)
+        return b
+
+    with pytest.raises(ValueError, match="block 0 fails"):
+        parallel.run(fn, range(4))
+    assert sorted(done) == [2, 3]   # the other thread's stretch ran to its end before run returned
+    with pytest.raises(ZeroDivisionError):
+        parallel.run(lambda b: 1 // (b - 3), range(4))   # the failing block is the other thread's
+
+
+def _pool_in_child(queue):
+    queue.put(parallel.run(lambda b: b + 1, range(4)))
+
+
+def test_a_forked_child_starts_a_pool_of_its_own(restore_threads):
+    npnet.set_num_threads(2)
+    parallel.run(lambda b: b, range(4))   # the parent's pool has threads now; a fork copies none of them
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_pool_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the forked child hung or failed in parallel.run"
+    assert queue.get(timeout=5) == [1, 2, 3, 4]
