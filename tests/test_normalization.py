@@ -409,3 +409,74 @@ BAD = [
 @pytest.mark.parametrize("call, exc, name", [pytest.param(c, e, n, id=i) for i, c, e, n in BAD])
 def test_bad_input_names_the_argument(call, exc, name):
     check_raises(Raises(exc, named(name) if " " not in name else name), call)
+
+
+# --------------------------------------------------------------------------- threads
+
+@pytest.fixture
+def restore_threads():
+    before = npnet.get_num_threads()
+    yield
+    npnet.set_num_threads(before)
+
+
+def _bits(a):
+    """The raw bits of a float array (or None), so that -0.0 != +0.0 and NaN payloads count."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a)
+    return a.view({4: np.int32, 8: np.int64}[a.itemsize])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, special", [
+    ((23, 3, 9, 10), False),   # long channels (L = 90 >= 64): per-(sample, channel) sums on the threads
+    ((23, 3, 9, 10), True),    # ... with nan, inf and -inf in the input and in dY
+    ((29, 5, 4, 4), False),    # short channels (L = 16): the elementwise passes on the threads
+    ((41, 7), True),           # BatchNorm1d's (N, C)
+])
+def test_fast_batch_norm_gives_the_same_bits_for_every_thread_count(monkeypatch, restore_threads, shape, special,
+                                                                    dtype):
+    r = np.random.default_rng(11)
+    C = shape[1]
+    X = (r.standard_normal(shape) * 3 + 1).astype(dtype)
+    dY = r.standard_normal(shape).astype(dtype)
+    if special:
+        for A in (X, dY):
+            flat = A.reshape(-1)
+            flat[r.choice(flat.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+    rm, rv = r.standard_normal(C).astype(dtype), r.uniform(0.5, 2, C).astype(dtype)
+    w, b = r.standard_normal(C).astype(dtype), r.standard_normal(C).astype(dtype)
+    monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", X[0].nbytes * 2)   # blocks of 2 samples
+    seen = []
+    real_run = _fast.normalization.parallel.run
+    monkeypatch.setattr(_fast.normalization.parallel, "run", lambda fn, blocks: seen.append(len(blocks)) or
+                        real_run(fn, blocks))
+    for training in (True, False):
+        for weight, bias in ((w, b), (None, None)):
+            args = (X, rm, rv, weight, bias, training, 0.1, 1e-5)
+            results = []
+            for threads in (1, 2, 3):
+                npnet.set_num_threads(threads)
+                with np.errstate(invalid="ignore"):
+                    *out, backward = _fast.batch_norm_with_backward(*args)
+                    results.append([_bits(a) for a in out + list(backward(dY))])
+            for other in results[1:]:
+                for one, many in zip(results[0], other):
+                    np.testing.assert_array_equal(many, one)
+    assert min(seen) >= shape[0] // 2   # every pass that ran on the threads had several blocks
+
+
+def test_fast_batch_norm_keeps_the_callers_errstate_on_every_thread(monkeypatch, restore_threads):
+    """np.errstate lives in the calling thread's context: the blocks run by other threads
+    must see it too (an inf in the last sample gives inf - inf in the last block)."""
+    X = randn(12, 2, 8, 8, dtype=np.float32)
+    X[-1, 0, 3, 3] = np.inf
+    monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", X[0].nbytes * 2)
+    for threads in (1, 2, 3):
+        npnet.set_num_threads(threads)
+        with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+            _fast.batch_norm_with_backward(X, None, None, None, None, True)
+        with np.errstate(invalid="ignore"):   # and no warning (an error under this suite's filter)
+            Y = _fast.batch_norm_with_backward(X, None, None, None, None, True)[0]
+        assert np.isnan(Y[-1, 0, 3, 3])

@@ -24,6 +24,8 @@ Arguments arrive checked (by the public kernel or by a module): nothing is re-ch
 """
 import numpy as np
 
+from . import parallel
+
 _LONG = 64   # channels of at least this many values per sample sum as rows of their own
 
 
@@ -52,48 +54,69 @@ def _dots(A2, B2, C):
 
 def batch_norm_with_backward(X, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                              eps=1e-5):
+    # Every block loop below runs its blocks of samples on the threads (parallel.run); a
+    # block writes only its own rows of Xc, Y, dX and of the per-(sample, channel) partial
+    # sums (rs, sq, S, T), which are then summed over the samples in one fixed order.
     N, C = X.shape[:2]
     n = X.size // C
     L = n // N
     R = _rows(X, N)
     blocks = _blocks(N, R.shape[1] * R.itemsize)
     long = L >= _LONG
+    Xc = np.empty(R.shape, R.dtype)
     if training:
-        mean = _sums(R, C) / R.dtype.type(n)
+        if long:     # a sum per (sample, channel) row, on the threads, then over the samples
+            rs = np.empty((N, C), R.dtype)
+
+            def row_sums(b):
+                rs[b] = _row_sums(R[b], C)
+
+            parallel.run(row_sums, blocks)
+            mean = rs.sum(axis=0) / R.dtype.type(n)
+        else:
+            mean = _sums(R, C) / R.dtype.type(n)
         m = np.repeat(mean, L)
-        Xc = np.empty(R.shape, R.dtype)
         if long:     # each block's rows are centred and their squares summed while still in cache
             sq = np.empty((N, C), R.dtype)
-            for b in blocks:
+
+            def centre(b):
                 np.subtract(R[b], m, out=Xc[b])
                 sq[b] = _row_dots(Xc[b], Xc[b], C)
+
+            parallel.run(centre, blocks)
             var = sq.sum(axis=0) / R.dtype.type(n)
         else:
-            np.subtract(R, m, out=Xc)
+            parallel.run(lambda b: np.subtract(R[b], m, out=Xc[b]), blocks)
             var = _dots(Xc, Xc, C) / R.dtype.type(n)
         if running_mean is not None:
             running_mean = (1 - momentum) * running_mean + momentum * mean
             running_var = (1 - momentum) * running_var + momentum * var * (n / (n - 1))
     else:
-        Xc = R - np.repeat(running_mean, L)
+        m = np.repeat(running_mean, L)
+        parallel.run(lambda b: np.subtract(R[b], m, out=Xc[b]), blocks)
         var = running_var
     inv = 1 / np.sqrt(var + eps)
     k = inv if weight is None else weight * inv
     kL, biasL = np.repeat(k, L), None if bias is None else np.repeat(bias, L)
     Y = np.empty(R.shape, R.dtype)
-    for b in blocks:
+
+    def scale(b):
         np.multiply(Xc[b], kL, out=Y[b])
         if biasL is not None:
             Y[b] += biasL
+
+    parallel.run(scale, blocks)
 
     def backward(dY, *, need_dX=True):
         D = _rows(dY, N)
         if long:     # sum(dY) and sum(dY * (x - mean)), a block of rows at a time: D and Xc read once
             S, T = np.empty((N, C), D.dtype), np.empty((N, C), D.dtype)
-            ones = np.ones(L, D.dtype)
-            for b in blocks:
-                S[b] = (D[b].reshape(-1, L) @ ones).reshape(-1, C)
+
+            def sums(b):
+                S[b] = _row_sums(D[b], C)
                 T[b] = _row_dots(D[b], Xc[b], C)
+
+            parallel.run(sums, blocks)
             dbias, dot = S.sum(axis=0), T.sum(axis=0)
         else:
             dbias, dot = _sums(D, C), _dots(D, Xc, C)   # sum(dY), sum(dY * (x - mean))
@@ -103,14 +126,24 @@ def batch_norm_with_backward(X, running_mean, running_var, weight=None, bias=Non
         dX = np.empty(D.shape, D.dtype)
         if training:
             a, c = np.repeat(-k * inv * inv * dot / n, L), np.repeat(-k * dbias / n, L)
-        for b in blocks:
+
+        def grad(b):
             np.multiply(D[b], kL, out=dX[b])
             if training:
                 dX[b] += np.multiply(Xc[b], a)
                 dX[b] += c
+
+        parallel.run(grad, blocks)
         return dX.reshape(X.shape), dweight, dbias
 
     return Y.reshape(X.shape), running_mean, running_var, backward
+
+
+def _row_sums(A2, C):
+    """Per-(sample, channel) sums of A2 (m, C * L), as (m, C): einsum, not a BLAS product,
+    whose own threads would compete with parallel.run's."""
+    m = A2.shape[0]
+    return np.einsum("ij->i", A2.reshape(m * C, -1)).reshape(m, C)
 
 
 def _row_dots(A2, B2, C):
