@@ -1,6 +1,6 @@
-"""Fast twin of batch norm: the same values as the plain kernels, in fewer passes over memory.
+"""Fast twins of batch norm and layer norm: the same values as the plain kernels, in fewer passes over memory.
 
-The tricks:
+The tricks for batch norm (layer norm's are told where its twins start):
 
 - the input is seen as (N, C * L) rows, and a per-channel vector as its repeat
   over L, ``np.repeat(v, L)``: every elementwise step then runs along long
@@ -167,3 +167,80 @@ _BLOCK_BYTES = 1 << 20
 
 # an empty batch goes to the plain kernel (nothing to sum, the running statistics stay)
 batch_norm_with_backward.handles = lambda X, *args, **kwargs: X.size > 0
+
+
+# ------------------------------------------------------------------------ layer norm
+#
+# The plain kernels take a pass over memory per step (the mean, the variance, which
+# computes the mean again, the centring, the division, the affine map; in the backward
+# all that again, then the sums and dX). Here the input is seen as rows (M, m), one per
+# sample, m = prod(normalized_shape), and each block of rows of about _BLOCK_BYTES goes
+# through every step while in cache, on npnet's threads (parallel.run). Each element is
+# computed by the plain kernel's elementwise arithmetic in its order; only the row sums
+# (einsum) and the sums over the samples (per block, then the blocks' in block order)
+# are summed in another order.
+
+
+def _layer_rows(X, normalized_shape):
+    m = 1
+    for size in normalized_shape:
+        m *= size
+    return np.ascontiguousarray(X).reshape(-1, m), m
+
+
+def _normalized(R, m, eps, out):
+    """x_hat = (x - mean) / s into ``out`` for rows R (k, m); returns s = sqrt(var + eps), (k, 1)."""
+    mean = np.einsum("ij->i", R) / R.dtype.type(m)
+    Xc = np.subtract(R, mean[:, None], out=out)
+    s = np.sqrt(np.einsum("ij,ij->i", Xc, Xc) / R.dtype.type(m) + eps)[:, None]
+    Xc /= s
+    return s
+
+
+def layer_norm(X, normalized_shape, weight=None, bias=None, eps=1e-5):
+    R, m = _layer_rows(X, normalized_shape)
+    Y = np.empty(R.shape, R.dtype)
+    w = None if weight is None else weight.reshape(-1)
+    b_ = None if bias is None else bias.reshape(-1)
+
+    def block(b):
+        _normalized(R[b], m, eps, Y[b])
+        if w is not None:
+            Y[b] *= w
+        if b_ is not None:
+            Y[b] += b_
+
+    parallel.run(block, _blocks(R.shape[0], m * R.itemsize))
+    return Y.reshape(X.shape)
+
+
+def layer_norm_backward(dY, X, normalized_shape, weight=None, eps=1e-5, *, need_dX=True):
+    R, m = _layer_rows(X, normalized_shape)
+    D = np.ascontiguousarray(dY).reshape(R.shape)
+    w = None if weight is None else weight.reshape(-1)
+    dX = np.empty(R.shape, R.dtype) if need_dX else None
+
+    def block(b):
+        Xh = np.empty(R[b].shape, R.dtype)
+        s = _normalized(R[b], m, eps, Xh)
+        dbias, dweight = D[b].sum(axis=0), np.einsum("ij,ij->j", D[b], Xh)   # this block's share
+        if need_dX:   # dX = (m g - sum(g) - x_hat sum(g x_hat)) / (m s), g = weight dY
+            g = D[b] if w is None else D[b] * w
+            out = np.multiply(g, m, out=dX[b])
+            out -= np.einsum("ij->i", g)[:, None]
+            Xh *= np.einsum("ij,ij->i", g, Xh)[:, None]   # after the einsum above has read x_hat
+            out -= Xh
+            out /= m * s
+        return dbias, dweight
+
+    parts = parallel.run(block, _blocks(R.shape[0], m * R.itemsize))
+    dbias, dweight = parts[0]
+    for db, dw in parts[1:]:   # in block order, whatever the thread count
+        dbias, dweight = dbias + db, dweight + dw
+    shape = tuple(normalized_shape)
+    return (None if dX is None else dX.reshape(X.shape)), dweight.reshape(shape), dbias.reshape(shape)
+
+
+# an empty input goes to the plain kernel (no row to normalize, or rows of nothing)
+layer_norm.handles = lambda X, *args, **kwargs: X.size > 0
+layer_norm_backward.handles = lambda dY, X, *args, **kwargs: X.size > 0
