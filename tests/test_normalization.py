@@ -556,3 +556,14 @@ def test_fast_layer_norm_gives_the_same_bits_for_every_thread_count(monkeypatch,
     for other in results[1:]:
         for one, many in zip(results[0], other):
             np.testing.assert_array_equal(many, one)
+
+
+@pytest.mark.parametrize("N, row_bytes", [(256, 18816), (256, 6400), (256, 50176), (256, 1024), (3, 10 ** 7), (7, 1),
+                                          (1, 4), (1000, 3000)])
+def test_normalization_blocks_cover_every_sample_once_evenly(N, row_bytes):
+    blocks = _fast.normalization._blocks(N, row_bytes)
+    assert [i for b in blocks for i in range(N)[b]] == list(range(N))
+    sizes = [b.stop - b.start for b in blocks]
+    assert max(sizes) - min(sizes) <= 1
+    assert len(blocks) == 1 or len(blocks) % 2 == 0 or len(blocks) == N   # two threads share them evenly
+    assert max(sizes) == 1 or max(sizes) * row_bytes <= _fast.normalization._BLOCK_BYTES + row_bytes

@@ -153,9 +153,15 @@ def _row_dots(A2, B2, C):
 
 
 def _blocks(N, row_bytes):
-    """Slices of consecutive rows (samples) of about _BLOCK_BYTES each."""
-    step = max(1, _BLOCK_BYTES // max(1, row_bytes))
-    return [slice(i, min(i + step, N)) for i in range(0, N, step)]
+    """Slices of consecutive rows (samples), of at most about _BLOCK_BYTES each, as even as
+    can be, and an even number of them when more than one: two threads (parallel.run gives
+    each a run of consecutive blocks) then get the same work, where 5 blocks would split 2 : 3.
+    The blocks depend only on N and row_bytes, never on the number of threads."""
+    count = min(N, -(-N * row_bytes // _BLOCK_BYTES))    # ceil
+    if count > 1 and count % 2 and count < N:
+        count += 1
+    bounds = [N * i // count for i in range(count + 1)] if count else []
+    return [slice(i, j) for i, j in zip(bounds, bounds[1:])]
 
 
 # The elementwise passes run over blocks of samples of about this many bytes, so that
