@@ -57,6 +57,9 @@ def batch_norm_with_backward(X, running_mean, running_var, weight=None, bias=Non
     # Every block loop below runs its blocks of samples on the threads (parallel.run); a
     # block writes only its own rows of Xc, Y, dX and of the per-(sample, channel) partial
     # sums (rs, sq, S, T), which are then summed over the samples in one fixed order.
+    # BatchNorm2d fwd+bwd, float32, 1 -> 2 threads (medians, on a machine busy with other
+    # work): (256, 6, 28, 28) 31 -> 24 ms, (256, 16, 28, 28) 68 -> 44 ms, (256, 32, 14, 14)
+    # 36 -> 27 ms; (256, 16, 10, 10), two blocks, gains nothing there (3.6 -> 4.0 ms).
     N, C = X.shape[:2]
     n = X.size // C
     L = n // N
