@@ -6,16 +6,18 @@ The tricks for batch norm (layer norm's are told where its twins start):
   over L, ``np.repeat(v, L)``: every elementwise step then runs along long
   contiguous rows, with no per-channel broadcast of length-L inner loops (which
   for BatchNorm1d's (N, C), L = 1, would be a loop per element);
-- per-channel sums as BLAS products: ``ones(N) @ X`` then a sum over L, or, for
-  long channels, one ``einsum`` dot per (sample, channel) row, so that no array
-  of products is written;
+- per-channel sums of short channels as BLAS products (``ones(N) @ X``, then a sum
+  over L); of long channels, one ``einsum`` sum or dot per (sample, channel) row, a
+  block of samples at a time, so that no array of products is written, then a sum
+  over the samples;
 - the centred input ``x - mean`` is computed once, kept by the closure and read
   by the backward, which therefore recomputes neither the statistics nor x_hat;
 - the elementwise passes (centring with the squares' sums, scaling and shifting; in
   the backward the sums of dY and dY (x - mean), then dX) run over blocks of samples
   of about ``_BLOCK_BYTES``, so each block's arrays are read from memory once per phase
   rather than once per step (fwd+bwd at (256, 32, 14, 14): 13.8 -> 7.9 ms; at (256, 16,
-  28, 28): 29.9 -> 25.5 ms; one thread, under load);
+  28, 28): 29.9 -> 25.5 ms; one thread, under load); the blocks are shared among
+  npnet's threads (:mod:`.parallel`), the same blocks for every thread count;
 - the backward's dX = weight / (n s) (n dY - sum(dY) - x_hat sum(dY x_hat)) is,
   per channel, the affine map ``a dY + b (x - mean) + c``: three passes with
   per-channel numbers instead of a pass per term.
