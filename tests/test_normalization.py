@@ -3,6 +3,7 @@
 torch runs on one thread here (the torch_one_thread fixture).
 """
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -409,3 +410,160 @@ BAD = [
 @pytest.mark.parametrize("call, exc, name", [pytest.param(c, e, n, id=i) for i, c, e, n in BAD])
 def test_bad_input_names_the_argument(call, exc, name):
     check_raises(Raises(exc, named(name) if " " not in name else name), call)
+
+
+# --------------------------------------------------------------------------- threads
+
+@pytest.fixture
+def restore_threads():
+    before = npnet.get_num_threads()
+    yield
+    npnet.set_num_threads(before)
+
+
+def _bits(a):
+    """The raw bits of a float array (or None), so that -0.0 != +0.0 and NaN payloads count."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a)
+    return a.view({4: np.int32, 8: np.int64}[a.itemsize])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, special", [
+    ((23, 3, 9, 10), False),   # long channels (L = 90 >= 64): per-(sample, channel) sums on the threads
+    ((23, 3, 9, 10), True),    # ... with nan, inf and -inf in the input and in dY
+    ((29, 5, 4, 4), False),    # short channels (L = 16): the elementwise passes on the threads
+    ((41, 7), True),           # BatchNorm1d's (N, C)
+])
+def test_fast_batch_norm_gives_the_same_bits_for_every_thread_count(monkeypatch, restore_threads, shape, special,
+                                                                    dtype):
+    r = np.random.default_rng(11)
+    C = shape[1]
+    X = (r.standard_normal(shape) * 3 + 1).astype(dtype)
+    dY = r.standard_normal(shape).astype(dtype)
+    if special:
+        for A in (X, dY):
+            flat = A.reshape(-1)
+            flat[r.choice(flat.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+    rm, rv = r.standard_normal(C).astype(dtype), r.uniform(0.5, 2, C).astype(dtype)
+    w, b = r.standard_normal(C).astype(dtype), r.standard_normal(C).astype(dtype)
+    monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", X[0].nbytes * 2)   # blocks of 2 samples
+    seen = []
+    real_run = _fast.normalization.parallel.run
+    monkeypatch.setattr(_fast.normalization.parallel, "run", lambda fn, blocks: seen.append(len(blocks)) or
+                        real_run(fn, blocks))
+    for training in (True, False):
+        for weight, bias in ((w, b), (None, None)):
+            args = (X, rm, rv, weight, bias, training, 0.1, 1e-5)
+            results = []
+            for threads in (1, 2, 3):
+                npnet.set_num_threads(threads)
+                with np.errstate(invalid="ignore"):
+                    *out, backward = _fast.batch_norm_with_backward(*args)
+                    results.append([_bits(a) for a in out + list(backward(dY))])
+            for other in results[1:]:
+                for one, many in zip(results[0], other):
+                    np.testing.assert_array_equal(many, one)
+    assert min(seen) >= shape[0] // 2   # every pass that ran on the threads had several blocks
+
+
+def test_fast_batch_norm_keeps_the_callers_errstate_on_every_thread(monkeypatch, restore_threads):
+    """np.errstate lives in the calling thread's context: the blocks run by other threads
+    must see it too (an inf in the last sample gives inf - inf in the last block)."""
+    X = randn(12, 2, 8, 8, dtype=np.float32)
+    X[-1, 0, 3, 3] = np.inf
+    monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", X[0].nbytes * 2)
+    for threads in (1, 2, 3):
+        npnet.set_num_threads(threads)
+        with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+            _fast.batch_norm_with_backward(X, None, None, None, None, True)
+        with np.errstate(invalid="ignore"):   # and no warning (an error under this suite's filter)
+            Y = _fast.batch_norm_with_backward(X, None, None, None, None, True)[0]
+        assert np.isnan(Y[-1, 0, 3, 3])
+
+
+# --------------------------------------------------------------------------- layer norm's fast twin
+
+def _layer_norm_case(r, shape, D, dtype, special=False):
+    X = (r.standard_normal(shape) * r.choice([1e-3, 1, 30]) + r.choice([0, 5])).astype(dtype)
+    dY = r.standard_normal(shape).astype(dtype)
+    if special:
+        for A in (X, dY):
+            flat = A.reshape(-1)
+            flat[r.choice(flat.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+    norm = shape[len(shape) - D:]
+    w, b = r.standard_normal(norm).astype(dtype), r.standard_normal(norm).astype(dtype)
+    return X, dY, norm, w, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, D, special", [
+    ((7, 5), 1, False), ((3, 4, 6), 2, False), ((2, 3, 4, 5), 1, True), ((5,), 1, False), ((9, 1), 1, False),
+    ((40, 33), 1, True), ((4, 2, 3), 3, False)])
+@pytest.mark.parametrize("block_rows", [None, 1, 3])
+def test_fast_layer_norm_equals_the_plain_kernel(monkeypatch, shape, D, special, block_rows, dtype):
+    """nan and inf in the same places, finite values within the summation-order tolerance,
+    for one block and for blocks of 1 or 3 rows, on contiguous and strided input."""
+    r = np.random.default_rng(len(shape) * 10 + D)
+    X, dY, norm, w, b = _layer_norm_case(r, shape, D, dtype, special)
+    if block_rows is not None:
+        monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", block_rows * math.prod(norm) * X.itemsize)
+    m = math.prod(norm)
+    tol = 64 * np.finfo(dtype).eps * np.sqrt(max(m, X.size // m))
+    for Xs in (X, np.asfortranarray(X)):
+        for weight, bias in ((w, b), (None, None)):
+            saved = (Xs.copy(), dY.copy())
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                pairs = [(F.layer_norm.plain(Xs, norm, weight, bias, 1e-5),
+                          _fast.layer_norm(Xs, norm, weight, bias, 1e-5))]
+                plain = F.layer_norm_backward.plain(dY, Xs, norm, weight, 1e-5)
+                fast = _fast.layer_norm_backward(dY, Xs, norm, weight, 1e-5)
+                assert _fast.layer_norm_backward(dY, Xs, norm, weight, 1e-5, need_dX=False)[0] is None
+            pairs += list(zip(plain, fast))
+            for p, f in pairs:
+                assert f.shape == p.shape and f.dtype == p.dtype == dtype
+                for test in (np.isnan, np.isposinf, np.isneginf):
+                    np.testing.assert_array_equal(test(f), test(p))
+                ok = np.isfinite(p)
+                scale = max(1.0, float(np.abs(p[ok]).max(initial=0.0)))
+                np.testing.assert_allclose(f[ok], p[ok], rtol=0, atol=tol * scale)
+            np.testing.assert_array_equal(Xs, saved[0])
+            np.testing.assert_array_equal(dY, saved[1])
+
+
+def test_layer_norm_runs_the_fast_twin_and_the_plain_one_on_empty_input():
+    assert F.layer_norm.fast is _fast.layer_norm and F.layer_norm_backward.fast is _fast.layer_norm_backward
+    X = np.zeros((0, 4), np.float32)
+    assert F.layer_norm(X, (4,)).shape == (0, 4)
+    dX, dW, db = F.layer_norm_backward(X, X, (4,), np.ones(4, np.float32))
+    assert dX.shape == (0, 4) and dW.shape == db.shape == (4,)
+    np.testing.assert_array_equal(db, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("special", [False, True])
+def test_fast_layer_norm_gives_the_same_bits_for_every_thread_count(monkeypatch, restore_threads, special, dtype):
+    r = np.random.default_rng(5)
+    X, dY, norm, w, b = _layer_norm_case(r, (37, 3, 20), 2, dtype, special)
+    monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", 2 * X[0].nbytes)   # 19 blocks
+    results = []
+    for threads in (1, 2, 3):
+        npnet.set_num_threads(threads)
+        with np.errstate(invalid="ignore", over="ignore"):
+            Y = _fast.layer_norm(X, norm, w, b, 1e-5)
+            results.append([_bits(a) for a in (Y,) + _fast.layer_norm_backward(dY, X, norm, w, 1e-5)])
+    for other in results[1:]:
+        for one, many in zip(results[0], other):
+            np.testing.assert_array_equal(many, one)
+
+
+@pytest.mark.parametrize("N, row_bytes", [(256, 18816), (256, 6400), (256, 50176), (256, 1024), (3, 10 ** 7), (7, 1),
+                                          (1, 4), (1000, 3000)])
+def test_normalization_blocks_cover_every_sample_once_evenly(N, row_bytes):
+    blocks = _fast.normalization._blocks(N, row_bytes)
+    assert [i for b in blocks for i in range(N)[b]] == list(range(N))
+    sizes = [b.stop - b.start for b in blocks]
+    assert max(sizes) - min(sizes) <= 1
+    assert len(blocks) == 1 or len(blocks) % 2 == 0 or len(blocks) == N   # two threads share them evenly
+    assert max(sizes) == 1 or max(sizes) * row_bytes <= _fast.normalization._BLOCK_BYTES + row_bytes

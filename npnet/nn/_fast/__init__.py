@@ -303,6 +303,7 @@ def _shifted_exp(R, out, flat_t):
     np.exp(Z, out=Z)
     return z_t, _sum(Z, 1)[:, 0]
 from .normalization import batch_norm_with_backward  # noqa: E402,F401  (normalization)
+from .normalization import layer_norm, layer_norm_backward  # noqa: E402,F401  (LayerNorm)
 from .pooling import (  # noqa: E402,F401  (pooling's twins)
     avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_with_backward)
 from .conv import conv2d, conv2d_backward  # noqa: E402,F401  (Conv2d's twins)
