@@ -112,3 +112,23 @@ def test_a_forked_child_starts_a_pool_of_its_own(restore_threads):
     child.join(timeout=60)
     assert child.exitcode == 0, "the forked child hung or failed in parallel.run"
     assert queue.get(timeout=5) == [1, 2, 3, 4]
+
+
+def test_every_thread_runs_under_the_caller_s_errstate(restore_threads):
+    npnet.set_num_threads(2)
+    x = np.array([np.inf], np.float32)
+
+    def fn(b):
+        return np.subtract(x, x)   # inf - inf: "invalid"
+
+    with np.errstate(invalid="raise"):
+        with pytest.raises(FloatingPointError):
+            parallel.run(fn, [0, 1])
+        # the second block alone on the worker thread raises too
+        with pytest.raises(FloatingPointError):
+            parallel.run(lambda b: fn(b) if b == 1 else None, [0, 1])
+    with np.errstate(invalid="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert all(np.isnan(r).all() for r in parallel.run(fn, [0, 1]))
