@@ -20,6 +20,7 @@ kernels (``NPNET_KERNELS=plain``) never use threads. BLAS, under NumPy's matrix
 products, has threads of its own, set as usual (``OMP_NUM_THREADS``,
 ``OPENBLAS_NUM_THREADS`` or threadpoolctl).
 """
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -117,7 +118,8 @@ def run(fn, blocks):
         return [fn(b) for b in blocks[bounds[t]:bounds[t + 1]]]
 
     pool = _executor()
-    futures = [pool.submit(stretch, t) for t in range(1, threads)]
+    # each stretch runs in a copy of the caller's context: NumPy's errstate is a context variable
+    futures = [pool.submit(contextvars.copy_context().run, stretch, t) for t in range(1, threads)]
     try:
         results = stretch(0)
     finally:
