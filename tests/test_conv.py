@@ -19,6 +19,7 @@ import npnet.nn.functional as F
 from npnet import gradcheck, nn
 from npnet.nn import _fast
 from npnet.nn._fast import conv as fast_conv
+from npnet.nn._fast import parallel
 from reference import compare, tolerance, twin
 from strategies import dtypes, float_arrays, frozen_strided, moderate, seeds, torch_one_thread, upstream  # noqa: F401
 
@@ -509,9 +510,9 @@ def _all_outputs(X, W, b, dY, kw, need_dX):
 
 
 @pytest.mark.parametrize("shape, O, kw, blocks, chunk, need_dX", [
-    # small arrays cut into many blocks and chunks: rows of X, taps, channels of Y and dY, col2im by channel
+    # batch last, small arrays cut into many blocks and chunks: rows of X, taps, channels of Y, dY and col2im
     ((5, 3, 11, 9), 4, dict(stride=(1, 1), padding=((1, 1), (2, 2)), dilation=(1, 1), groups=1), 64, 500, True),
-    # one input channel: col2im by blocks of samples; strides, dilation
+    # one input channel: blocks of samples; strides, dilation
     ((7, 1, 12, 10), 6, dict(stride=(2, 1), padding=((2, 1), (0, 2)), dilation=(1, 2), groups=1), 32, 300, True),
     ((6, 4, 9, 9), 6, dict(stride=(1, 2), padding=((0, 0), (1, 1)), dilation=(2, 1), groups=2), 48, 1, False),
     # LeNet's convolutions as the benchmark runs them, blocks and chunks as shipped
@@ -519,8 +520,10 @@ def _all_outputs(X, W, b, dY, kw, need_dX):
     ((256, 6, 14, 14), 16, dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1), None, None, True),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, shape, O, kw, blocks, chunk, need_dX,
-                                                               dtype):
+def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, monkeypatch, shape, O, kw, blocks, chunk,
+                                                               need_dX, dtype):
+    counts, run = [], parallel.run
+    monkeypatch.setattr(parallel, "run", lambda fn, blocks: counts.append(len(blocks)) or run(fn, blocks))
     r = np.random.default_rng(21)
     X = r.standard_normal(shape).astype(dtype)
     X.reshape(-1)[r.choice(X.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]   # propagate alike everywhere
@@ -532,7 +535,6 @@ def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, sha
     outputs = {}
     with block_bytes(fast_conv._BLOCK_BYTES if blocks is None else blocks), chunk_bytes(chunk), \
             np.errstate(invalid="ignore"):    # inf - inf in the sums
-        assert len(fast_conv._spans(shape[2], shape[0] * shape[1] * shape[3] * X.itemsize)) > 1  # several row blocks
         for threads in (1, 2, 3):
             npnet_threads(threads)
             outputs[threads] = _all_outputs(X, W, b, dY, kw, need_dX)
@@ -544,6 +546,7 @@ def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, sha
             assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want, err_msg=f"{threads} threads")
     assert np.isnan(outputs[1][0]).any() and np.isinf(outputs[1][0]).any()   # the special values made it through
+    assert max(counts) >= 3          # blocks enough for each of 3 threads
 
 
 # --------------------------------------------------- the fused forward-and-backward twin
@@ -589,3 +592,20 @@ def test_the_layer_builds_the_batch_last_input_once_per_forward_and_backward(mon
                           layer.params["weight"], padding=1)
     np.testing.assert_array_equal(dX, dX_)
     np.testing.assert_array_equal(grads["weight"], dW_)
+
+
+def test_the_callers_errstate_holds_in_every_thread(npnet_threads):
+    # inf - inf in every block's products: np.errstate decides, whichever thread computes the block
+    X = np.full((64, 1, 28, 28), np.inf, np.float32)
+    X[..., ::2] = -np.inf
+    kw = dict(stride=(1, 1), padding=((2, 2), (2, 2)), dilation=(1, 1), groups=1)
+    W = np.ones((6, 1, 5, 5), np.float32)
+    for C in (1, 2):                 # both layouts
+        XC, WC = np.repeat(X, C, axis=1), np.repeat(W, C, axis=1)
+        for threads in (1, 2, 3):
+            npnet_threads(threads)
+            with np.errstate(invalid="ignore"), chunk_bytes(1):     # no warning (warnings fail these tests)
+                Y = _fast.conv2d(XC, WC, None, **kw)
+            assert np.isnan(Y).all()
+            with np.errstate(invalid="raise"), chunk_bytes(1), pytest.raises(FloatingPointError):
+                _fast.conv2d(XC, WC, None, **kw)

@@ -26,13 +26,16 @@ conv 1.11x -> 0.85x torch, its second 1.91x -> 1.79x its floor).
 
 Threads: the copies (X to batch last, each chunk's patches, each chunk's Y back to
 (N, O, H, W) and its dY to batch last, col2im, dX back) are split into blocks of
-rows, taps, channels or samples shared among npnet's threads (``parallel.run``);
-the blocks do not depend on the thread count and each writes only its own slice,
-so the results are the same to the bit for every thread count. The products stay
-in the calling thread: BLAS has threads of its own.
+rows, taps or channels shared among npnet's threads (``parallel.run``); the blocks
+do not depend on the thread count and each writes only its own slice, so the
+results are the same to the bit for every thread count. The products stay in the
+calling thread: BLAS has threads of its own.
 
-The fused ``conv2d_with_backward`` (what ``nn.Conv2d`` runs) keeps the padded
-batch-last input of its forward for the backward instead of building it again.
+One input channel (a network's first layer on grey images) takes another layout,
+batch first, with no transpose at all (see ``_forward_one_channel``).
+
+The fused ``conv2d_with_backward`` (what ``nn.Conv2d`` runs) keeps the padded input
+of its forward for the backward instead of building it again.
 
 Arguments arrive checked and normalized (pairs; padding ((top, bottom), (left, right))).
 """
@@ -53,9 +56,9 @@ def _out_hw(X, W, padding, stride, dilation):
 _BLOCK_BYTES = 1 << 18
 
 
-def _spans(n, item_bytes):
-    """Slices of consecutive blocks of ``range(n)`` of about _BLOCK_BYTES each."""
-    step = max(1, _BLOCK_BYTES // max(1, item_bytes))
+def _spans(n, item_bytes, block_bytes=None):
+    """Slices of consecutive blocks of ``range(n)`` of about ``block_bytes`` (default _BLOCK_BYTES) each."""
+    step = max(1, (block_bytes or _BLOCK_BYTES) // max(1, item_bytes))
     return [slice(k, min(k + step, n)) for k in range(0, n, step)]
 
 
@@ -130,7 +133,10 @@ def _blocks(n, groups):
 def conv2d(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     if X.ndim == 3:
         return conv2d(X[None], W, b, stride, padding, dilation, groups)[0]
-    return _forward(_batch_last(X, padding), W, b, _out_hw(X, W, padding, stride, dilation), stride, dilation, groups)
+    out_hw = _out_hw(X, W, padding, stride, dilation)
+    if _one_channel(X):
+        return _forward_one_channel(X, _padded_planes(X, padding), W, b, out_hw, stride, dilation, padding, True)
+    return _forward(_batch_last(X, padding), W, b, out_hw, stride, dilation, groups)
 
 
 def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need_dX=True, need_db=True):
@@ -138,12 +144,17 @@ def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need
         dX, dW, db = conv2d_backward(dY[None], X[None], W, stride=stride, padding=padding, dilation=dilation,
                                      groups=groups, need_dX=need_dX, need_db=need_db)
         return (None if dX is None else dX[0]), dW, db
+    if _one_channel(X):
+        Xp = _padded_planes(X, padding)
+        _forward_one_channel(X, Xp, W, None, dY.shape[2:], stride, dilation, padding, False)   # pads only
+        return _backward_one_channel(dY, Xp, X.shape, W, stride, padding, dilation, need_dX, need_db)
     return _backward(dY, _batch_last(X, padding), X.shape, W, stride, padding, dilation, groups, need_dX, need_db)
 
 
 def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
-    # The padded batch-last input is built once, for the forward, and kept for the backward
-    # (as large as X; the patches, kH kW times larger, are built again chunk by chunk).
+    # The padded input (batch last, or padded planes for one channel) is built once, for the
+    # forward, and kept for the backward (as large as X; the patches, kH kW times larger, are
+    # built again block by block).
     if X.ndim == 3:
         Y, backward = conv2d_with_backward(X[None], W, b, stride, padding, dilation, groups)
 
@@ -152,8 +163,17 @@ def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1
             return (None if dX is None else dX[0]), dW, db
 
         return Y[0], unbatched
-    Xt, shape = _batch_last(X, padding), X.shape
-    Y = _forward(Xt, W, b, _out_hw(X, W, padding, stride, dilation), stride, dilation, groups)
+    shape, out_hw = X.shape, _out_hw(X, W, padding, stride, dilation)
+    if _one_channel(X):
+        Xp = _padded_planes(X, padding)
+        Y = _forward_one_channel(X, Xp, W, b, out_hw, stride, dilation, padding, True)
+
+        def backward(dY, *, need_dX=True, need_db=True):
+            return _backward_one_channel(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db)
+
+        return Y, backward
+    Xt = _batch_last(X, padding)
+    Y = _forward(Xt, W, b, out_hw, stride, dilation, groups)
 
     def backward(dY, *, need_dX=True, need_db=True):
         return _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need_db)
@@ -208,13 +228,12 @@ def _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need
             np.matmul(W2[o].T, dYc[o], out=dP[k])
         dP = dP.reshape(C, kH, kW, rows[1] - rows[0], out_hw[1], N)
 
-        def col2im(block):           # each tap's share back, taps in the same order in every block
-            c, n = block
+        def col2im(c):               # each tap's share back, by blocks of channels (taps overlap within a channel)
             for i in range(kH):
                 for j in range(kW):
-                    dXt[(c,) + _tap(i, j, rows, out_hw[1], stride, dilation) + (n,)] += dP[c, i, j, ..., n]
+                    dXt[(c,) + _tap(i, j, rows, out_hw[1], stride, dilation)] += dP[c, i, j]
 
-        parallel.run(col2im, _col2im_blocks(C, N, dP[0].nbytes))
+        parallel.run(col2im, _spans(C, dP[0].nbytes))
     dW = dW2t.reshape(groups, CK // groups, O // groups).transpose(0, 2, 1).reshape(W.shape)
     db = dY.sum(axis=(0, 2, 3)) if need_db else None
     if not need_dX:
@@ -222,9 +241,87 @@ def _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need
     return _batch_first(dXt, padding, shape), dW, db
 
 
-def _col2im_blocks(C, N, channel_bytes):
-    """col2im's blocks: channels (taps overlap in rows and columns, never across channels),
-    or for a single channel blocks of samples (the last axis of dXt)."""
-    if C > 1:
-        return [(c, slice(None)) for c in _spans(C, channel_bytes)]
-    return [(slice(None), n) for n in _spans(N, max(1, channel_bytes // N))]
+# ----------------------------------------------------------- one input channel, batch first
+#
+# With one input channel (a network's first layer on grey images) a sample's patch matrix
+# P_n (kH kW, oH oW) times W2 (O, kH kW) is already that sample's output (O, oH oW): no
+# transpose of X, Y, dY or dX at all. Blocks of samples of about _CHUNK_BYTES of patches
+# each pad their input planes, build their patches and run their products (each below
+# OpenBLAS's size for threads: it runs in the calling thread), all shared among npnet's
+# threads; the backward returns each block's share of dW, added in block order.
+
+_ONE_CHANNEL = True     # switch for measuring against the batch-last path
+
+
+def _one_channel(X):
+    return _ONE_CHANNEL and X.shape[1] == 1
+
+
+def _padded_planes(X, padding):
+    """A zeroed (N, Hp, Wp) array for the padded planes of a one-channel X (filled by the forward)."""
+    (pt, pb), (pl, pr) = padding
+    return np.zeros((X.shape[0], X.shape[2] + pt + pb, X.shape[3] + pl + pr), X.dtype)
+
+
+def _sample_blocks(N, K, out_hw, itemsize):
+    """Blocks of samples of about _CHUNK_BYTES of patches each."""
+    return _spans(N, K * out_hw[0] * out_hw[1] * itemsize, _CHUNK_BYTES)
+
+
+def _planes_patches(Xp, kernel_size, out_hw, stride, dilation):
+    """(n, kH kW, oH oW): each sample's patch matrix, from its padded plane."""
+    kH, kW = kernel_size
+    P = np.empty((Xp.shape[0], kH, kW) + tuple(out_hw), Xp.dtype)
+    for i in range(kH):
+        for j in range(kW):
+            P[:, i, j] = Xp[(slice(None),) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)]
+    return P.reshape(Xp.shape[0], kH * kW, out_hw[0] * out_hw[1])
+
+
+def _forward_one_channel(X, Xp, W, b, out_hw, stride, dilation, padding, compute):
+    """Pads X's planes into Xp and, if ``compute``, returns Y = W2 P_n + b for every sample n."""
+    N, _, H, Wd = X.shape
+    (pt, _), (pl, _) = padding
+    O = W.shape[0]
+    W2 = W.reshape(O, -1)
+    Y = np.empty((N, O) + tuple(out_hw), X.dtype) if compute else None
+
+    def block(s):
+        Xp[s, pt: pt + H, pl: pl + Wd] = X[s, 0]
+        if not compute:
+            return
+        Yb = Y[s].reshape(-1, O, out_hw[0] * out_hw[1])
+        np.matmul(W2, _planes_patches(Xp[s], W.shape[2:], out_hw, stride, dilation), out=Yb)
+        if b is not None:
+            Yb += b[:, None]
+
+    parallel.run(block, _sample_blocks(N, W2.shape[1], out_hw, X.itemsize))
+    return Y
+
+
+def _backward_one_channel(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db):
+    N, _, H, Wd = shape
+    (pt, _), (pl, _) = padding
+    O, _, kH, kW = W.shape
+    out_hw = dY.shape[2:]
+    W2 = W.reshape(O, kH * kW)
+    dX = np.empty(shape, Xp.dtype) if need_dX else None
+
+    def block(s):
+        P = _planes_patches(Xp[s], (kH, kW), out_hw, stride, dilation)          # (n, kH kW, oH oW)
+        dYb = np.ascontiguousarray(dY[s]).reshape(-1, O, out_hw[0] * out_hw[1])
+        part = np.matmul(P, dYb.transpose(0, 2, 1)).sum(axis=0)                # this block's dW2^T
+        if need_dX:
+            dP = np.matmul(W2.T, dYb).reshape((-1, kH, kW) + tuple(out_hw))   # dP_n = W2^T dY_n
+            dXp = np.zeros(Xp[s].shape, Xp.dtype)
+            for i in range(kH):
+                for j in range(kW):
+                    dXp[(slice(None),) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)] += dP[:, i, j]
+            dX[s, 0] = dXp[:, pt: pt + H, pl: pl + Wd]
+        return part
+
+    dW2t = np.zeros((kH * kW, O), Xp.dtype)
+    for part in parallel.run(block, _sample_blocks(N, kH * kW, out_hw, Xp.dtype.itemsize)):
+        dW2t += part                                                           # in block order
+    db = dY.sum(axis=(0, 2, 3)) if need_db else None
+    return dX, np.ascontiguousarray(dW2t.T).reshape(W.shape), db
