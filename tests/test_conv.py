@@ -227,9 +227,23 @@ def chunk_bytes(n):
         fast_conv._CHUNK_BYTES = before
 
 
+@contextlib.contextmanager
+def layout(name):
+    """Run the fast kernels in one layout: "batch last", "batch first" (where one group) or None (as shipped)."""
+    before = fast_conv._BATCH_FIRST_PRODUCT
+    fast_conv._BATCH_FIRST_PRODUCT = {None: before, "batch last": -1, "batch first": float("inf")}[name]
+    try:
+        yield
+    finally:
+        fast_conv._BATCH_FIRST_PRODUCT = before
+
+
+LAYOUTS = [None, "batch last", "batch first"]
+
+
 @given(settings=conv_settings(max_side=9), dtype=dtypes, need_dx=st.booleans(), chunk=st.sampled_from([None, 1, 500]),
-       data=st.data())
-def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, chunk, data):
+       where=st.sampled_from(LAYOUTS), data=st.data())
+def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, chunk, where, data):
     # chunk: one output row per chunk (1 byte), a few rows, or the whole output (as shipped, at these sizes)
     shape, kw = settings
     r = np.random.default_rng(data.draw(seeds))
@@ -241,7 +255,7 @@ def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, chunk, dat
     dY = data.draw(_layouts(r.standard_normal(Y.shape).astype(dtype)))
     bargs = F.conv2d_backward.check(dY, args["X"], args["W"], **_fn_kw(kw), need_dX=need_dx, need_db=b is not None)
     plain = F.conv2d_backward.plain(**bargs)
-    with chunk_bytes(chunk):
+    with chunk_bytes(chunk), layout(where):
         Yf, fast = _fast.conv2d(**args), _fast.conv2d_backward(**bargs)
     K = max(W[0].size, W.shape[0] * W[0, 0].size, dY.size // max(W.shape[0], 1)) + 1
     S = _scale(W, X, dY, b)
@@ -510,18 +524,20 @@ def _all_outputs(X, W, b, dY, kw, need_dX):
 
 
 @pytest.mark.parametrize("shape, O, kw, blocks, chunk, need_dX", [
-    # batch last, small arrays cut into many blocks and chunks: rows of X, taps, channels of Y, dY and col2im
+    # small arrays cut into many blocks and chunks (batch last: rows of X, taps, channels of Y, dY and col2im;
+    # batch first: samples)
     ((5, 3, 11, 9), 4, dict(stride=(1, 1), padding=((1, 1), (2, 2)), dilation=(1, 1), groups=1), 64, 500, True),
-    # one input channel: blocks of samples; strides, dilation
+    # one input channel; strides, dilation
     ((7, 1, 12, 10), 6, dict(stride=(2, 1), padding=((2, 1), (0, 2)), dilation=(1, 2), groups=1), 32, 300, True),
     ((6, 4, 9, 9), 6, dict(stride=(1, 2), padding=((0, 0), (1, 1)), dilation=(2, 1), groups=2), 48, 1, False),
-    # LeNet's convolutions as the benchmark runs them, blocks and chunks as shipped
+    # LeNet's convolutions as the benchmark runs them, blocks and chunks as shipped (groups: always batch last)
     ((256, 1, 28, 28), 6, dict(stride=(1, 1), padding=((2, 2), (2, 2)), dilation=(1, 1), groups=1), None, None, True),
     ((256, 6, 14, 14), 16, dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1), None, None, True),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", LAYOUTS[1:])
 def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, monkeypatch, shape, O, kw, blocks, chunk,
-                                                               need_dX, dtype):
+                                                               need_dX, dtype, where):
     counts, run = [], parallel.run
     monkeypatch.setattr(parallel, "run", lambda fn, blocks: counts.append(len(blocks)) or run(fn, blocks))
     r = np.random.default_rng(21)
@@ -534,7 +550,7 @@ def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, mon
     dY.reshape(-1)[r.choice(dY.size, 2, replace=False)] = [np.nan, np.inf]
     outputs = {}
     with block_bytes(fast_conv._BLOCK_BYTES if blocks is None else blocks), chunk_bytes(chunk), \
-            np.errstate(invalid="ignore"):    # inf - inf in the sums
+            np.errstate(invalid="ignore"), layout(where):    # inf - inf in the sums
         for threads in (1, 2, 3):
             npnet_threads(threads)
             outputs[threads] = _all_outputs(X, W, b, dY, kw, need_dX)
@@ -578,18 +594,19 @@ def test_conv2d_with_backward_equals_conv2d_and_conv2d_backward(settings, dtype,
 
 
 @pytest.mark.skipif(nn.conv.K.conv2d_with_backward is not _fast.conv2d_with_backward, reason="NPNET_KERNELS=plain")
-def test_the_layer_builds_the_batch_last_input_once_per_forward_and_backward(monkeypatch):
+@pytest.mark.parametrize("where, builder", [("batch last", "_batch_last"), ("batch first", "_padded_planes")])
+def test_the_layer_pads_its_input_once_per_forward_and_backward(monkeypatch, where, builder):
     calls = []
-    build = fast_conv._batch_last
-    monkeypatch.setattr(fast_conv, "_batch_last", lambda *a: calls.append(1) or build(*a))
+    build = getattr(fast_conv, builder)
+    monkeypatch.setattr(fast_conv, builder, lambda *a: calls.append(1) or build(*a))
     layer = nn.Conv2d(2, 3, 3, padding=1, rng=np.random.default_rng(0))
     X = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
-    Y, backward = layer.forward(X)
-    dX, grads = backward(np.random.default_rng(2).standard_normal(Y.shape).astype(np.float32))
-    assert len(calls) == 1       # the forward's, kept for the backward
-    _, (dX_, dW_, db_) = F.conv2d(X, layer.params["weight"], layer.params["bias"], padding=1), \
-        F.conv2d_backward(np.random.default_rng(2).standard_normal(Y.shape).astype(np.float32), X,
-                          layer.params["weight"], padding=1)
+    dY = np.random.default_rng(2).standard_normal((4, 3, 6, 6)).astype(np.float32)
+    with layout(where):
+        Y, backward = layer.forward(X)
+        dX, grads = backward(dY)
+        assert len(calls) == 1       # the forward's, kept for the backward
+        dX_, dW_, db_ = F.conv2d_backward(dY, X, layer.params["weight"], padding=1)
     np.testing.assert_array_equal(dX, dX_)
     np.testing.assert_array_equal(grads["weight"], dW_)
 
@@ -600,12 +617,11 @@ def test_the_callers_errstate_holds_in_every_thread(npnet_threads):
     X[..., ::2] = -np.inf
     kw = dict(stride=(1, 1), padding=((2, 2), (2, 2)), dilation=(1, 1), groups=1)
     W = np.ones((6, 1, 5, 5), np.float32)
-    for C in (1, 2):                 # both layouts
-        XC, WC = np.repeat(X, C, axis=1), np.repeat(W, C, axis=1)
+    for where in LAYOUTS[1:]:
         for threads in (1, 2, 3):
             npnet_threads(threads)
-            with np.errstate(invalid="ignore"), chunk_bytes(1):     # no warning (warnings fail these tests)
-                Y = _fast.conv2d(XC, WC, None, **kw)
+            with np.errstate(invalid="ignore"), chunk_bytes(1), layout(where):   # no warning (they fail tests)
+                Y = _fast.conv2d(X, W, None, **kw)
             assert np.isnan(Y).all()
-            with np.errstate(invalid="raise"), chunk_bytes(1), pytest.raises(FloatingPointError):
-                _fast.conv2d(XC, WC, None, **kw)
+            with np.errstate(invalid="raise"), chunk_bytes(1), layout(where), pytest.raises(FloatingPointError):
+                _fast.conv2d(X, W, None, **kw)

@@ -31,8 +31,8 @@ do not depend on the thread count and each writes only its own slice, so the
 results are the same to the bit for every thread count. The products stay in the
 calling thread: BLAS has threads of its own.
 
-One input channel (a network's first layer on grey images) takes another layout,
-batch first, with no transpose at all (see ``_forward_one_channel``).
+Convolutions whose per-sample products are small (LeNet's two, the cnn's first) take
+another layout, batch first, with no transpose at all (see ``_takes_batch_first``).
 
 The fused ``conv2d_with_backward`` (what ``nn.Conv2d`` runs) keeps the padded input
 of its forward for the backward instead of building it again.
@@ -77,7 +77,7 @@ def _batch_last(X, padding):
     return Xt
 
 
-def _batch_first(dXt, padding, shape):
+def _back_to_nchw(dXt, padding, shape):
     """The inside of a padded (C, Hp, Wp, N) array as a fresh (N, C, H, W) one, in blocks of rows."""
     N, C, H, W = shape
     (pt, _), (pl, _) = padding
@@ -134,8 +134,8 @@ def conv2d(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     if X.ndim == 3:
         return conv2d(X[None], W, b, stride, padding, dilation, groups)[0]
     out_hw = _out_hw(X, W, padding, stride, dilation)
-    if _one_channel(X):
-        return _forward_one_channel(X, _padded_planes(X, padding), W, b, out_hw, stride, dilation, padding, True)
+    if _takes_batch_first(X, W, out_hw, groups):
+        return _forward_batch_first(X, _padded_planes(X, padding), W, b, out_hw, stride, dilation, padding, True)
     return _forward(_batch_last(X, padding), W, b, out_hw, stride, dilation, groups)
 
 
@@ -144,15 +144,15 @@ def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need
         dX, dW, db = conv2d_backward(dY[None], X[None], W, stride=stride, padding=padding, dilation=dilation,
                                      groups=groups, need_dX=need_dX, need_db=need_db)
         return (None if dX is None else dX[0]), dW, db
-    if _one_channel(X):
+    if _takes_batch_first(X, W, dY.shape[2:], groups):
         Xp = _padded_planes(X, padding)
-        _forward_one_channel(X, Xp, W, None, dY.shape[2:], stride, dilation, padding, False)   # pads only
-        return _backward_one_channel(dY, Xp, X.shape, W, stride, padding, dilation, need_dX, need_db)
+        _forward_batch_first(X, Xp, W, None, dY.shape[2:], stride, dilation, padding, False)   # pads only
+        return _backward_batch_first(dY, Xp, X.shape, W, stride, padding, dilation, need_dX, need_db)
     return _backward(dY, _batch_last(X, padding), X.shape, W, stride, padding, dilation, groups, need_dX, need_db)
 
 
 def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
-    # The padded input (batch last, or padded planes for one channel) is built once, for the
+    # The padded input (batch last, or batch first: see _takes_batch_first) is built once, for the
     # forward, and kept for the backward (as large as X; the patches, kH kW times larger, are
     # built again block by block).
     if X.ndim == 3:
@@ -164,12 +164,12 @@ def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1
 
         return Y[0], unbatched
     shape, out_hw = X.shape, _out_hw(X, W, padding, stride, dilation)
-    if _one_channel(X):
+    if _takes_batch_first(X, W, out_hw, groups):
         Xp = _padded_planes(X, padding)
-        Y = _forward_one_channel(X, Xp, W, b, out_hw, stride, dilation, padding, True)
+        Y = _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, True)
 
         def backward(dY, *, need_dX=True, need_db=True):
-            return _backward_one_channel(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db)
+            return _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db)
 
         return Y, backward
     Xt = _batch_last(X, padding)
@@ -238,29 +238,34 @@ def _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need
     db = dY.sum(axis=(0, 2, 3)) if need_db else None
     if not need_dX:
         return None, dW, db
-    return _batch_first(dXt, padding, shape), dW, db
+    return _back_to_nchw(dXt, padding, shape), dW, db
 
 
-# ----------------------------------------------------------- one input channel, batch first
+# ------------------------------------------------------------- small products: batch first
 #
-# With one input channel (a network's first layer on grey images) a sample's patch matrix
-# P_n (kH kW, oH oW) times W2 (O, kH kW) is already that sample's output (O, oH oW): no
-# transpose of X, Y, dY or dX at all. Blocks of samples of about _CHUNK_BYTES of patches
-# each pad their input planes, build their patches and run their products (each below
-# OpenBLAS's size for threads: it runs in the calling thread), all shared among npnet's
-# threads; the backward returns each block's share of dW, added in block order.
+# A sample's patch matrix P_n (C kH kW, oH oW) times W2 (O, C kH kW) is already that
+# sample's output (O, oH oW): no transpose of X, Y, dY or dX at all, but one small product
+# per sample, and patches copied in runs of one image row. Blocks of samples of about
+# _CHUNK_BYTES of patches each pad their input planes, build their patches and run their
+# products, all shared among npnet's threads; the backward returns each block's share of
+# dW, added in block order. This pays while each sample's product is below OpenBLAS's size
+# for threads (M N K <= 65536 * 4): BLAS then runs it in the thread that calls it. Above
+# that, BLAS's threads and npnet's fight over the cores. Measured fwd + bwd, 2 threads,
+# medians under load (batch first against batch last, torch): (256, 1, 28, 28) -> 6@5x5
+# pad 2: 54 against 432 ms, torch 167 ms; (256, 6, 14, 14) -> 16@5x5: 44-59 against 94-97 ms,
+# torch 49-66 ms; (256, 16, 14, 14) -> 32@3x3 pad 1 (above the size): 239-285 against 121-150 ms.
+_BATCH_FIRST_PRODUCT = 65536 * 4
 
-_ONE_CHANNEL = True     # switch for measuring against the batch-last path
 
-
-def _one_channel(X):
-    return _ONE_CHANNEL and X.shape[1] == 1
+def _takes_batch_first(X, W, out_hw, groups):
+    """Whether a convolution takes the batch-first layout: one group, small per-sample products."""
+    return groups == 1 and W.shape[0] * math.prod(W.shape[1:]) * out_hw[0] * out_hw[1] <= _BATCH_FIRST_PRODUCT
 
 
 def _padded_planes(X, padding):
-    """A zeroed (N, Hp, Wp) array for the padded planes of a one-channel X (filled by the forward)."""
+    """A zeroed (N, C, Hp, Wp) array for the padded planes of X (filled by the forward)."""
     (pt, pb), (pl, pr) = padding
-    return np.zeros((X.shape[0], X.shape[2] + pt + pb, X.shape[3] + pl + pr), X.dtype)
+    return np.zeros(X.shape[:2] + (X.shape[2] + pt + pb, X.shape[3] + pl + pr), X.dtype)
 
 
 def _sample_blocks(N, K, out_hw, itemsize):
@@ -269,16 +274,17 @@ def _sample_blocks(N, K, out_hw, itemsize):
 
 
 def _planes_patches(Xp, kernel_size, out_hw, stride, dilation):
-    """(n, kH kW, oH oW): each sample's patch matrix, from its padded plane."""
+    """(n, C kH kW, oH oW): each sample's patch matrix, from its padded planes."""
     kH, kW = kernel_size
-    P = np.empty((Xp.shape[0], kH, kW) + tuple(out_hw), Xp.dtype)
+    n, C = Xp.shape[:2]
+    P = np.empty((n, C, kH, kW) + tuple(out_hw), Xp.dtype)
     for i in range(kH):
         for j in range(kW):
-            P[:, i, j] = Xp[(slice(None),) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)]
-    return P.reshape(Xp.shape[0], kH * kW, out_hw[0] * out_hw[1])
+            P[:, :, i, j] = Xp[(slice(None), slice(None)) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)]
+    return P.reshape(n, C * kH * kW, out_hw[0] * out_hw[1])
 
 
-def _forward_one_channel(X, Xp, W, b, out_hw, stride, dilation, padding, compute):
+def _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, compute):
     """Pads X's planes into Xp and, if ``compute``, returns Y = W2 P_n + b for every sample n."""
     N, _, H, Wd = X.shape
     (pt, _), (pl, _) = padding
@@ -287,7 +293,7 @@ def _forward_one_channel(X, Xp, W, b, out_hw, stride, dilation, padding, compute
     Y = np.empty((N, O) + tuple(out_hw), X.dtype) if compute else None
 
     def block(s):
-        Xp[s, pt: pt + H, pl: pl + Wd] = X[s, 0]
+        Xp[s, :, pt: pt + H, pl: pl + Wd] = X[s]
         if not compute:
             return
         Yb = Y[s].reshape(-1, O, out_hw[0] * out_hw[1])
@@ -299,29 +305,31 @@ def _forward_one_channel(X, Xp, W, b, out_hw, stride, dilation, padding, compute
     return Y
 
 
-def _backward_one_channel(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db):
-    N, _, H, Wd = shape
+def _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db):
+    N, C, H, Wd = shape
     (pt, _), (pl, _) = padding
     O, _, kH, kW = W.shape
     out_hw = dY.shape[2:]
-    W2 = W.reshape(O, kH * kW)
+    CK = C * kH * kW
+    W2 = W.reshape(O, CK)
     dX = np.empty(shape, Xp.dtype) if need_dX else None
 
     def block(s):
-        P = _planes_patches(Xp[s], (kH, kW), out_hw, stride, dilation)          # (n, kH kW, oH oW)
+        P = _planes_patches(Xp[s], (kH, kW), out_hw, stride, dilation)          # (n, C kH kW, oH oW)
         dYb = np.ascontiguousarray(dY[s]).reshape(-1, O, out_hw[0] * out_hw[1])
         part = np.matmul(P, dYb.transpose(0, 2, 1)).sum(axis=0)                # this block's dW2^T
         if need_dX:
-            dP = np.matmul(W2.T, dYb).reshape((-1, kH, kW) + tuple(out_hw))   # dP_n = W2^T dY_n
+            dP = np.matmul(W2.T, dYb).reshape((-1, C, kH, kW) + tuple(out_hw))   # dP_n = W2^T dY_n
             dXp = np.zeros(Xp[s].shape, Xp.dtype)
             for i in range(kH):
                 for j in range(kW):
-                    dXp[(slice(None),) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)] += dP[:, i, j]
-            dX[s, 0] = dXp[:, pt: pt + H, pl: pl + Wd]
+                    at = (slice(None), slice(None)) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)
+                    dXp[at] += dP[:, :, i, j]
+            dX[s] = dXp[:, :, pt: pt + H, pl: pl + Wd]
         return part
 
-    dW2t = np.zeros((kH * kW, O), Xp.dtype)
-    for part in parallel.run(block, _sample_blocks(N, kH * kW, out_hw, Xp.dtype.itemsize)):
+    dW2t = np.zeros((CK, O), Xp.dtype)
+    for part in parallel.run(block, _sample_blocks(N, CK, out_hw, Xp.dtype.itemsize)):
         dW2t += part                                                           # in block order
     db = dY.sum(axis=(0, 2, 3)) if need_db else None
     return dX, np.ascontiguousarray(dW2t.T).reshape(W.shape), db
