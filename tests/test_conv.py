@@ -14,10 +14,12 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
+import npnet
 import npnet.nn.functional as F
 from npnet import gradcheck, nn
 from npnet.nn import _fast
 from npnet.nn._fast import conv as fast_conv
+from npnet.nn._fast import parallel
 from reference import compare, tolerance, twin
 from strategies import dtypes, float_arrays, frozen_strided, moderate, seeds, torch_one_thread, upstream  # noqa: F401
 
@@ -225,9 +227,23 @@ def chunk_bytes(n):
         fast_conv._CHUNK_BYTES = before
 
 
+@contextlib.contextmanager
+def layout(name):
+    """Run the fast kernels in one layout: "batch last", "batch first" (where one group) or None (as shipped)."""
+    before = fast_conv._BATCH_FIRST_PRODUCT
+    fast_conv._BATCH_FIRST_PRODUCT = {None: before, "batch last": -1, "batch first": float("inf")}[name]
+    try:
+        yield
+    finally:
+        fast_conv._BATCH_FIRST_PRODUCT = before
+
+
+LAYOUTS = [None, "batch last", "batch first"]
+
+
 @given(settings=conv_settings(max_side=9), dtype=dtypes, need_dx=st.booleans(), chunk=st.sampled_from([None, 1, 500]),
-       data=st.data())
-def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, chunk, data):
+       where=st.sampled_from(LAYOUTS), data=st.data())
+def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, chunk, where, data):
     # chunk: one output row per chunk (1 byte), a few rows, or the whole output (as shipped, at these sizes)
     shape, kw = settings
     r = np.random.default_rng(data.draw(seeds))
@@ -239,7 +255,7 @@ def test_fast_twins_equal_the_plain_kernels(settings, dtype, need_dx, chunk, dat
     dY = data.draw(_layouts(r.standard_normal(Y.shape).astype(dtype)))
     bargs = F.conv2d_backward.check(dY, args["X"], args["W"], **_fn_kw(kw), need_dX=need_dx, need_db=b is not None)
     plain = F.conv2d_backward.plain(**bargs)
-    with chunk_bytes(chunk):
+    with chunk_bytes(chunk), layout(where):
         Yf, fast = _fast.conv2d(**args), _fast.conv2d_backward(**bargs)
     K = max(W[0].size, W.shape[0] * W[0, 0].size, dY.size // max(W.shape[0], 1)) + 1
     S = _scale(W, X, dY, b)
@@ -475,3 +491,137 @@ SPECIAL = [
 @pytest.mark.parametrize("call, outcome", special_params(SPECIAL))
 def test_special_row(ctx, call, outcome):
     check_special_row(ctx, call, outcome)
+
+
+# ------------------------------------------------ threads: the same bits for every count
+
+@pytest.fixture
+def npnet_threads():
+    """Set npnet's thread count inside a test; the old value comes back afterwards."""
+    before = npnet.get_num_threads()
+    yield npnet.set_num_threads
+    npnet.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def block_bytes(n):
+    """Run the fast kernels with thread blocks of about ``n`` bytes (many blocks on small arrays)."""
+    before = fast_conv._BLOCK_BYTES
+    fast_conv._BLOCK_BYTES = n
+    try:
+        yield
+    finally:
+        fast_conv._BLOCK_BYTES = before
+
+
+def _all_outputs(X, W, b, dY, kw, need_dX):
+    """Every array the fast twins return: conv2d, conv2d_backward and the fused pair."""
+    Y = _fast.conv2d(X, W, b, **kw)
+    grads = _fast.conv2d_backward(dY, X, W, **kw, need_dX=need_dX, need_db=b is not None)
+    Yf, backward = _fast.conv2d_with_backward(X, W, b, **kw)
+    fused = backward(dY, need_dX=need_dX, need_db=b is not None)
+    return [Y, *grads, Yf, *fused]
+
+
+@pytest.mark.parametrize("shape, O, kw, blocks, chunk, need_dX", [
+    # small arrays cut into many blocks and chunks (batch last: rows of X, taps, channels of Y, dY and col2im;
+    # batch first: samples)
+    ((5, 3, 11, 9), 4, dict(stride=(1, 1), padding=((1, 1), (2, 2)), dilation=(1, 1), groups=1), 64, 500, True),
+    # one input channel; strides, dilation
+    ((7, 1, 12, 10), 6, dict(stride=(2, 1), padding=((2, 1), (0, 2)), dilation=(1, 2), groups=1), 32, 300, True),
+    ((6, 4, 9, 9), 6, dict(stride=(1, 2), padding=((0, 0), (1, 1)), dilation=(2, 1), groups=2), 48, 1, False),
+    # LeNet's convolutions as the benchmark runs them, blocks and chunks as shipped (groups: always batch last)
+    ((256, 1, 28, 28), 6, dict(stride=(1, 1), padding=((2, 2), (2, 2)), dilation=(1, 1), groups=1), None, None, True),
+    ((256, 6, 14, 14), 16, dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1), None, None, True),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", LAYOUTS[1:])
+def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, monkeypatch, shape, O, kw, blocks, chunk,
+                                                               need_dX, dtype, where):
+    counts, run = [], parallel.run
+    monkeypatch.setattr(parallel, "run", lambda fn, blocks: counts.append(len(blocks)) or run(fn, blocks))
+    r = np.random.default_rng(21)
+    X = r.standard_normal(shape).astype(dtype)
+    X.reshape(-1)[r.choice(X.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]   # propagate alike everywhere
+    W = r.standard_normal((O, shape[1] // kw["groups"], 3, 5)).astype(dtype)
+    b = r.standard_normal(O).astype(dtype)
+    dY = r.standard_normal(shape[:1] + (O,) + fast_conv._out_hw(X, W, kw["padding"], kw["stride"],
+                                                                  kw["dilation"])).astype(dtype)
+    dY.reshape(-1)[r.choice(dY.size, 2, replace=False)] = [np.nan, np.inf]
+    outputs = {}
+    with block_bytes(fast_conv._BLOCK_BYTES if blocks is None else blocks), chunk_bytes(chunk), \
+            np.errstate(invalid="ignore"), layout(where):    # inf - inf in the sums
+        for threads in (1, 2, 3):
+            npnet_threads(threads)
+            outputs[threads] = _all_outputs(X, W, b, dY, kw, need_dX)
+    for threads in (2, 3):
+        for got, want in zip(outputs[threads], outputs[1]):
+            if want is None:
+                assert got is None
+                continue
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{threads} threads")
+    assert np.isnan(outputs[1][0]).any() and np.isinf(outputs[1][0]).any()   # the special values made it through
+    assert max(counts) >= 3          # blocks enough for each of 3 threads
+
+
+# --------------------------------------------------- the fused forward-and-backward twin
+
+@given(settings=conv_settings(max_side=9), dtype=dtypes, need_dx=st.booleans(), data=st.data())
+def test_conv2d_with_backward_equals_conv2d_and_conv2d_backward(settings, dtype, need_dx, data):
+    # the fast fused pair gives the bits of the fast separate kernels, the plain pair those of the plain ones
+    shape, kw = settings
+    r = np.random.default_rng(data.draw(seeds))
+    X = r.standard_normal(shape).astype(dtype)
+    W = r.standard_normal((kw["out_channels"], kw["in_channels"] // kw["groups"]) + kw["kernel_size"]).astype(dtype)
+    b = r.standard_normal(kw["out_channels"]).astype(dtype) if kw["bias"] else None
+    args = F.conv2d_with_backward.check(data.draw(_layouts(X)), W, b, **_fn_kw(kw))
+    dY = r.standard_normal(F.conv2d.plain(**args).shape).astype(dtype)
+    bargs = F.conv2d_backward.check(dY, args["X"], args["W"], **_fn_kw(kw), need_dX=need_dx, need_db=b is not None)
+    del bargs["dY"]
+    for fused, forward, backward in [(F.conv2d_with_backward.plain, F.conv2d.plain, F.conv2d_backward.plain),
+                                     (_fast.conv2d_with_backward, _fast.conv2d, _fast.conv2d_backward)]:
+        Y, kernel_backward = fused(**args)
+        np.testing.assert_array_equal(Y, forward(**args))
+        for twice in range(2):          # a second backward gives the same answer
+            got = kernel_backward(dY, need_dX=need_dx, need_db=b is not None)
+            for g, w in zip(got, backward(dY, **bargs)):
+                assert (g is None) == (w is None)
+                if w is not None:
+                    assert g.shape == w.shape and g.dtype == w.dtype
+                    np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(args["X"], X)
+
+
+@pytest.mark.skipif(nn.conv.K.conv2d_with_backward is not _fast.conv2d_with_backward, reason="NPNET_KERNELS=plain")
+@pytest.mark.parametrize("where, builder", [("batch last", "_batch_last"), ("batch first", "_padded_planes")])
+def test_the_layer_pads_its_input_once_per_forward_and_backward(monkeypatch, where, builder):
+    calls = []
+    build = getattr(fast_conv, builder)
+    monkeypatch.setattr(fast_conv, builder, lambda *a: calls.append(1) or build(*a))
+    layer = nn.Conv2d(2, 3, 3, padding=1, rng=np.random.default_rng(0))
+    X = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    dY = np.random.default_rng(2).standard_normal((4, 3, 6, 6)).astype(np.float32)
+    with layout(where):
+        Y, backward = layer.forward(X)
+        dX, grads = backward(dY)
+        assert len(calls) == 1       # the forward's, kept for the backward
+        dX_, dW_, db_ = F.conv2d_backward(dY, X, layer.params["weight"], padding=1)
+    np.testing.assert_array_equal(dX, dX_)
+    np.testing.assert_array_equal(grads["weight"], dW_)
+
+
+def test_the_callers_errstate_holds_in_every_thread(npnet_threads):
+    # inf - inf in every block's products: np.errstate decides, whichever thread computes the block
+    X = np.full((64, 1, 28, 28), np.inf, np.float32)
+    X[..., ::2] = -np.inf
+    kw = dict(stride=(1, 1), padding=((2, 2), (2, 2)), dilation=(1, 1), groups=1)
+    W = np.ones((6, 1, 5, 5), np.float32)
+    for where in LAYOUTS[1:]:
+        for threads in (1, 2, 3):
+            npnet_threads(threads)
+            with np.errstate(invalid="ignore"), chunk_bytes(1), layout(where):   # no warning (they fail tests)
+                Y = _fast.conv2d(X, W, None, **kw)
+            assert np.isnan(Y).all()
+            with np.errstate(invalid="raise"), chunk_bytes(1), layout(where), pytest.raises(FloatingPointError):
+                _fast.conv2d(X, W, None, **kw)

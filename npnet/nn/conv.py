@@ -99,13 +99,13 @@ class Conv2d(Module):
         self._check(X)
         W, b = self.params["weight"], self.params.get("bias")
         settings = self._settings()
-        Y = K.conv2d(X, W, b, **settings)    # Y = b + sum over taps of W[:, :, i, j] times what tap (i, j) sees
+        # Y = b + sum over taps of W[:, :, i, j] times what tap (i, j) sees
+        Y, kernel_backward = K.conv2d_with_backward(X, W, b, **settings)
         out = _Like(Y.shape, Y.dtype)        # not Y itself: backward needs only its shape, and Y can be freed
 
         def backward(dY, *, need_dx=True):
             _check_dy(dY, out, "Conv2d")
-            dX, dW, db = K.conv2d_backward(dY, X, W, **settings, need_dX=V.flag(need_dx, "need_dx"),
-                                           need_db=b is not None)
+            dX, dW, db = kernel_backward(dY, need_dX=V.flag(need_dx, "need_dx"), need_db=b is not None)
             grads = {"weight": dW}           # dW[o, c, i, j] = sum of dY times what tap (i, j) saw
             if b is not None:
                 grads["bias"] = db           # db = sum of dY over batch and positions

@@ -306,4 +306,4 @@ from .normalization import batch_norm_with_backward  # noqa: E402,F401  (normali
 from .normalization import layer_norm, layer_norm_backward  # noqa: E402,F401  (LayerNorm)
 from .pooling import (  # noqa: E402,F401  (pooling's twins)
     avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_with_backward)
-from .conv import conv2d, conv2d_backward  # noqa: E402,F401  (Conv2d's twins)
+from .conv import conv2d, conv2d_backward, conv2d_with_backward  # noqa: E402,F401  (Conv2d's twins)

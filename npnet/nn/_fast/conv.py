@@ -24,11 +24,26 @@ Chunks: a layer works through its output rows a chunk at a time (about
 the transposes of its Y and dY stay in cache (measured under load: LeNet's first
 conv 1.11x -> 0.85x torch, its second 1.91x -> 1.79x its floor).
 
+Threads: the copies (X to batch last, each chunk's patches, each chunk's Y back to
+(N, O, H, W) and its dY to batch last, col2im, dX back) are split into blocks of
+rows, taps or channels shared among npnet's threads (``parallel.run``); the blocks
+do not depend on the thread count and each writes only its own slice, so the
+results are the same to the bit for every thread count. The products stay in the
+calling thread: BLAS has threads of its own.
+
+Convolutions whose per-sample products are small (LeNet's two, the cnn's first) take
+another layout, batch first, with no transpose at all (see ``_takes_batch_first``).
+
+The fused ``conv2d_with_backward`` (what ``nn.Conv2d`` runs) keeps the padded input
+of its forward for the backward instead of building it again.
+
 Arguments arrive checked and normalized (pairs; padding ((top, bottom), (left, right))).
 """
 import math
 
 import numpy as np
+
+from . import parallel
 
 
 def _out_hw(X, W, padding, stride, dilation):
@@ -36,15 +51,43 @@ def _out_hw(X, W, padding, stride, dilation):
                  for a in (0, 1))
 
 
+# The copies are shared among the threads in blocks of about this many bytes (fixed, so
+# that the blocks do not depend on the thread count).
+_BLOCK_BYTES = 1 << 18
+
+
+def _spans(n, item_bytes, block_bytes=None):
+    """Slices of consecutive blocks of ``range(n)`` of about ``block_bytes`` (default _BLOCK_BYTES) each."""
+    step = max(1, (block_bytes or _BLOCK_BYTES) // max(1, item_bytes))
+    return [slice(k, min(k + step, n)) for k in range(0, n, step)]
+
+
 def _batch_last(X, padding):
-    """(N, C, H, W) -> zero-padded (C, Hp, Wp, N)."""
+    """(N, C, H, W) -> zero-padded (C, Hp, Wp, N), in blocks of input rows."""
     N, C, H, W = X.shape
     (pt, pb), (pl, pr) = padding
     Xt = np.empty((C, H + pt + pb, W + pl + pr, N), X.dtype)
     if pt or pb or pl or pr:
         Xt[:, :pt], Xt[:, pt + H:], Xt[:, :, :pl], Xt[:, :, pl + W:] = 0, 0, 0, 0
-    Xt[:, pt: pt + H, pl: pl + W] = X.transpose(1, 2, 3, 0)
+
+    def block(h):
+        Xt[:, pt + h.start: pt + h.stop, pl: pl + W] = X[:, :, h].transpose(1, 2, 3, 0)
+
+    parallel.run(block, _spans(H, N * C * W * X.itemsize))
     return Xt
+
+
+def _back_to_nchw(dXt, padding, shape):
+    """The inside of a padded (C, Hp, Wp, N) array as a fresh (N, C, H, W) one, in blocks of rows."""
+    N, C, H, W = shape
+    (pt, _), (pl, _) = padding
+    dX = np.empty(shape, dXt.dtype)
+
+    def block(h):
+        dX[:, :, h] = dXt[:, pt + h.start: pt + h.stop, pl: pl + W].transpose(3, 0, 1, 2)
+
+    parallel.run(block, _spans(H, N * C * W * dXt.itemsize))
+    return dX
 
 
 def _tap(i, j, rows, out_w, stride, dilation):
@@ -59,9 +102,12 @@ def _patches(Xt, kernel_size, rows, out_w, stride, dilation):
     C, N = Xt.shape[0], Xt.shape[3]
     kH, kW = kernel_size
     P = np.empty((C, kH, kW, rows[1] - rows[0], out_w, N), Xt.dtype)
-    for i in range(kH):
-        for j in range(kW):
-            P[:, i, j] = Xt[(slice(None),) + _tap(i, j, rows, out_w, stride, dilation)]
+
+    def tap(t):                      # a block per tap
+        i, j = divmod(t, kW)
+        P[:, i, j] = Xt[(slice(None),) + _tap(i, j, rows, out_w, stride, dilation)]
+
+    parallel.run(tap, range(kH * kW))
     return P.reshape(C * kH * kW, (rows[1] - rows[0]) * out_w * N)
 
 
@@ -87,21 +133,10 @@ def _blocks(n, groups):
 def conv2d(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     if X.ndim == 3:
         return conv2d(X[None], W, b, stride, padding, dilation, groups)[0]
-    N, O = X.shape[0], W.shape[0]
     out_hw = _out_hw(X, W, padding, stride, dilation)
-    Xt = _batch_last(X, padding)
-    W2 = W.reshape(O, math.prod(W.shape[1:]))
-    Y = np.empty((N, O) + out_hw, X.dtype)
-    for rows in _row_chunks(out_hw, W2.shape[1] * groups * out_hw[1] * N * X.itemsize):
-        P = _patches(Xt, W.shape[2:], rows, out_hw[1], stride, dilation)
-        Yt = np.empty((O, P.shape[1]), X.dtype)                      # Y^T = W2 P: (O, rows oW N)
-        for o, k in zip(_blocks(O, groups), _blocks(P.shape[0], groups)):
-            np.matmul(W2[o], P[k], out=Yt[o])
-        if b is not None:
-            Yt += b[:, None]
-        # back to (N, O, H, W) a chunk at a time, while the chunk is in cache
-        Y[:, :, rows[0]: rows[1]] = Yt.reshape(O, rows[1] - rows[0], out_hw[1], N).transpose(3, 0, 1, 2)
-    return Y
+    if _takes_batch_first(X, W, out_hw, groups):
+        return _forward_batch_first(X, _padded_planes(X, padding), W, b, out_hw, stride, dilation, padding, True)
+    return _forward(_batch_last(X, padding), W, b, out_hw, stride, dilation, groups)
 
 
 def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need_dX=True, need_db=True):
@@ -109,32 +144,192 @@ def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need
         dX, dW, db = conv2d_backward(dY[None], X[None], W, stride=stride, padding=padding, dilation=dilation,
                                      groups=groups, need_dX=need_dX, need_db=need_db)
         return (None if dX is None else dX[0]), dW, db
-    N, C, H, Wd = X.shape
+    if _takes_batch_first(X, W, dY.shape[2:], groups):
+        Xp = _padded_planes(X, padding)
+        _forward_batch_first(X, Xp, W, None, dY.shape[2:], stride, dilation, padding, False)   # pads only
+        return _backward_batch_first(dY, Xp, X.shape, W, stride, padding, dilation, need_dX, need_db)
+    return _backward(dY, _batch_last(X, padding), X.shape, W, stride, padding, dilation, groups, need_dX, need_db)
+
+
+def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
+    # The padded input (batch last, or batch first: see _takes_batch_first) is built once, for the
+    # forward, and kept for the backward (as large as X; the patches, kH kW times larger, are
+    # built again block by block).
+    if X.ndim == 3:
+        Y, backward = conv2d_with_backward(X[None], W, b, stride, padding, dilation, groups)
+
+        def unbatched(dY, *, need_dX=True, need_db=True):
+            dX, dW, db = backward(dY[None], need_dX=need_dX, need_db=need_db)
+            return (None if dX is None else dX[0]), dW, db
+
+        return Y[0], unbatched
+    shape, out_hw = X.shape, _out_hw(X, W, padding, stride, dilation)
+    if _takes_batch_first(X, W, out_hw, groups):
+        Xp = _padded_planes(X, padding)
+        Y = _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, True)
+
+        def backward(dY, *, need_dX=True, need_db=True):
+            return _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db)
+
+        return Y, backward
+    Xt = _batch_last(X, padding)
+    Y = _forward(Xt, W, b, out_hw, stride, dilation, groups)
+
+    def backward(dY, *, need_dX=True, need_db=True):
+        return _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need_db)
+
+    return Y, backward
+
+
+def _forward(Xt, W, b, out_hw, stride, dilation, groups):
+    N, O = Xt.shape[3], W.shape[0]
+    W2 = W.reshape(O, math.prod(W.shape[1:]))
+    Y = np.empty((N, O) + out_hw, Xt.dtype)
+    for rows in _row_chunks(out_hw, W2.shape[1] * groups * out_hw[1] * N * Xt.itemsize):
+        P = _patches(Xt, W.shape[2:], rows, out_hw[1], stride, dilation)
+        Yt = np.empty((O, P.shape[1]), Xt.dtype)                     # Y^T = W2 P: (O, rows oW N)
+        for o, k in zip(_blocks(O, groups), _blocks(P.shape[0], groups)):
+            np.matmul(W2[o], P[k], out=Yt[o])
+        Yt = Yt.reshape(O, rows[1] - rows[0], out_hw[1], N)
+
+        def back(o):                 # back to (N, O, H, W) while the chunk is in cache, a block of channels at a time
+            if b is not None:
+                Yt[o] += b[o, None, None, None]
+            Y[:, o, rows[0]: rows[1]] = Yt[o].transpose(3, 0, 1, 2)
+
+        parallel.run(back, _spans(O, Yt[0].nbytes))
+    return Y
+
+
+def _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need_db):
+    N, C = shape[:2]
     O, _, kH, kW = W.shape
     out_hw = dY.shape[2:]
-    Xt = _batch_last(X, padding)
     W2 = W.reshape(O, math.prod(W.shape[1:]))
     CK = C * kH * kW
     # dW2^T = P dY (rather than dW2 = dY^T P^T: BLAS runs the long sum faster this way round)
-    dW2t = np.zeros((CK, O // groups), X.dtype)
-    dXt = np.zeros(Xt.shape, X.dtype) if need_dX else None
-    for rows in _row_chunks(out_hw, CK * out_hw[1] * N * X.itemsize):
+    dW2t = np.zeros((CK, O // groups), Xt.dtype)
+    dXt = np.zeros(Xt.shape, Xt.dtype) if need_dX else None
+    for rows in _row_chunks(out_hw, CK * out_hw[1] * N * Xt.itemsize):
         P = _patches(Xt, (kH, kW), rows, out_hw[1], stride, dilation)     # (C kH kW, chunk columns)
-        dYc = np.ascontiguousarray(dY[:, :, rows[0]: rows[1]].transpose(1, 2, 3, 0)).reshape(O, P.shape[1])
+        dYc = np.empty((O, rows[1] - rows[0], out_hw[1], N), Xt.dtype)
+
+        def batch_last(o):
+            dYc[o] = dY[:, o, rows[0]: rows[1]].transpose(1, 2, 3, 0)
+
+        parallel.run(batch_last, _spans(O, dYc[0].nbytes))
+        dYc = dYc.reshape(O, P.shape[1])
         for o, k in zip(_blocks(O, groups), _blocks(CK, groups)):
             dW2t[k] += P[k] @ dYc[o].T
         if not need_dX:
             continue
-        dP = np.empty(P.shape, X.dtype)                                  # dP = W2^T dY^T
+        dP = np.empty(P.shape, Xt.dtype)                                 # dP = W2^T dY^T
         for o, k in zip(_blocks(O, groups), _blocks(CK, groups)):
             np.matmul(W2[o].T, dYc[o], out=dP[k])
         dP = dP.reshape(C, kH, kW, rows[1] - rows[0], out_hw[1], N)
-        for i in range(kH):                                              # col2im: each tap's share back
-            for j in range(kW):
-                dXt[(slice(None),) + _tap(i, j, rows, out_hw[1], stride, dilation)] += dP[:, i, j]
+
+        def col2im(c):               # each tap's share back, by blocks of channels (taps overlap within a channel)
+            for i in range(kH):
+                for j in range(kW):
+                    dXt[(c,) + _tap(i, j, rows, out_hw[1], stride, dilation)] += dP[c, i, j]
+
+        parallel.run(col2im, _spans(C, dP[0].nbytes))
     dW = dW2t.reshape(groups, CK // groups, O // groups).transpose(0, 2, 1).reshape(W.shape)
     db = dY.sum(axis=(0, 2, 3)) if need_db else None
     if not need_dX:
         return None, dW, db
+    return _back_to_nchw(dXt, padding, shape), dW, db
+
+
+# ------------------------------------------------------------- small products: batch first
+#
+# A sample's patch matrix P_n (C kH kW, oH oW) times W2 (O, C kH kW) is already that
+# sample's output (O, oH oW): no transpose of X, Y, dY or dX at all, but one small product
+# per sample, and patches copied in runs of one image row. Blocks of samples of about
+# _CHUNK_BYTES of patches each pad their input planes, build their patches and run their
+# products, all shared among npnet's threads; the backward returns each block's share of
+# dW, added in block order. This pays while each sample's product is below OpenBLAS's size
+# for threads (M N K <= 65536 * 4): BLAS then runs it in the thread that calls it. Above
+# that, BLAS's threads and npnet's fight over the cores. Measured fwd + bwd, 2 threads,
+# medians under load (batch first against batch last, torch): (256, 1, 28, 28) -> 6@5x5
+# pad 2: 54 against 432 ms, torch 167 ms; (256, 6, 14, 14) -> 16@5x5: 44-59 against 94-97 ms,
+# torch 49-66 ms; (256, 16, 14, 14) -> 32@3x3 pad 1 (above the size): 239-285 against 121-150 ms.
+_BATCH_FIRST_PRODUCT = 65536 * 4
+
+
+def _takes_batch_first(X, W, out_hw, groups):
+    """Whether a convolution takes the batch-first layout: one group, small per-sample products."""
+    return groups == 1 and W.shape[0] * math.prod(W.shape[1:]) * out_hw[0] * out_hw[1] <= _BATCH_FIRST_PRODUCT
+
+
+def _padded_planes(X, padding):
+    """A zeroed (N, C, Hp, Wp) array for the padded planes of X (filled by the forward)."""
+    (pt, pb), (pl, pr) = padding
+    return np.zeros(X.shape[:2] + (X.shape[2] + pt + pb, X.shape[3] + pl + pr), X.dtype)
+
+
+def _sample_blocks(N, K, out_hw, itemsize):
+    """Blocks of samples of about _CHUNK_BYTES of patches each."""
+    return _spans(N, K * out_hw[0] * out_hw[1] * itemsize, _CHUNK_BYTES)
+
+
+def _planes_patches(Xp, kernel_size, out_hw, stride, dilation):
+    """(n, C kH kW, oH oW): each sample's patch matrix, from its padded planes."""
+    kH, kW = kernel_size
+    n, C = Xp.shape[:2]
+    P = np.empty((n, C, kH, kW) + tuple(out_hw), Xp.dtype)
+    for i in range(kH):
+        for j in range(kW):
+            P[:, :, i, j] = Xp[(slice(None), slice(None)) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)]
+    return P.reshape(n, C * kH * kW, out_hw[0] * out_hw[1])
+
+
+def _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, compute):
+    """Pads X's planes into Xp and, if ``compute``, returns Y = W2 P_n + b for every sample n."""
+    N, _, H, Wd = X.shape
     (pt, _), (pl, _) = padding
-    return np.ascontiguousarray(dXt[:, pt: pt + H, pl: pl + Wd].transpose(3, 0, 1, 2)), dW, db
+    O = W.shape[0]
+    W2 = W.reshape(O, -1)
+    Y = np.empty((N, O) + tuple(out_hw), X.dtype) if compute else None
+
+    def block(s):
+        Xp[s, :, pt: pt + H, pl: pl + Wd] = X[s]
+        if not compute:
+            return
+        Yb = Y[s].reshape(-1, O, out_hw[0] * out_hw[1])
+        np.matmul(W2, _planes_patches(Xp[s], W.shape[2:], out_hw, stride, dilation), out=Yb)
+        if b is not None:
+            Yb += b[:, None]
+
+    parallel.run(block, _sample_blocks(N, W2.shape[1], out_hw, X.itemsize))
+    return Y
+
+
+def _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db):
+    N, C, H, Wd = shape
+    (pt, _), (pl, _) = padding
+    O, _, kH, kW = W.shape
+    out_hw = dY.shape[2:]
+    CK = C * kH * kW
+    W2 = W.reshape(O, CK)
+    dX = np.empty(shape, Xp.dtype) if need_dX else None
+
+    def block(s):
+        P = _planes_patches(Xp[s], (kH, kW), out_hw, stride, dilation)          # (n, C kH kW, oH oW)
+        dYb = np.ascontiguousarray(dY[s]).reshape(-1, O, out_hw[0] * out_hw[1])
+        part = np.matmul(P, dYb.transpose(0, 2, 1)).sum(axis=0)                # this block's dW2^T
+        if need_dX:
+            dP = np.matmul(W2.T, dYb).reshape((-1, C, kH, kW) + tuple(out_hw))   # dP_n = W2^T dY_n
+            dXp = np.zeros(Xp[s].shape, Xp.dtype)
+            for i in range(kH):
+                for j in range(kW):
+                    at = (slice(None), slice(None)) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)
+                    dXp[at] += dP[:, :, i, j]
+            dX[s] = dXp[:, :, pt: pt + H, pl: pl + Wd]
+        return part
+
+    dW2t = np.zeros((CK, O), Xp.dtype)
+    for part in parallel.run(block, _sample_blocks(N, CK, out_hw, Xp.dtype.itemsize)):
+        dW2t += part                                                           # in block order
+    db = dY.sum(axis=(0, 2, 3)) if need_db else None
+    return dX, np.ascontiguousarray(dW2t.T).reshape(W.shape), db

@@ -30,7 +30,7 @@ Example::
 from .activations import (  # noqa: F401
     gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward, relu, relu_backward,
     sigmoid, sigmoid_backward, softmax, softmax_backward, tanh, tanh_backward)
-from .conv import conv2d, conv2d_backward  # noqa: F401
+from .conv import conv2d, conv2d_backward, conv2d_with_backward  # noqa: F401
 from .dropout import dropout, dropout_backward, dropout_mask  # noqa: F401
 from .linear import linear, linear_backward  # noqa: F401
 from .pooling import (  # noqa: F401
@@ -51,5 +51,5 @@ __all__ = [
     "nll_loss", "nll_loss_backward", "mse_loss", "mse_loss_backward",
     "batch_norm", "batch_norm_backward", "batch_norm_with_backward", "layer_norm", "layer_norm_backward",
     "max_pool2d", "max_pool2d_backward", "max_pool2d_with_backward", "avg_pool2d", "avg_pool2d_backward",
-    "conv2d", "conv2d_backward",
+    "conv2d", "conv2d_backward", "conv2d_with_backward",
 ]

@@ -191,3 +191,19 @@ def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need
         dX = dXp[:, :, pt: pt + X.shape[2], pl: pl + X.shape[3]]
         dX = dX[0] if unbatched else dX
     return dX, dW, db
+
+
+@kernel(_check_conv2d)
+def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """:func:`conv2d` and :func:`conv2d_backward` in one call, as ``nn.Conv2d`` runs them.
+
+    Returns ``(Y, backward)`` with ``backward(dY, *, need_dX=True, need_db=True) -> (dX, dW, db)``;
+    dY arrives unchecked. (The fast twin keeps the padded input of the forward for the backward.)
+    """
+    Y = conv2d.plain(X, W, b, stride, padding, dilation, groups)
+
+    def backward(dY, *, need_dX=True, need_db=True):
+        return conv2d_backward.plain(dY, X, W, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                                     need_dX=need_dX, need_db=need_db)
+
+    return Y, backward
