@@ -18,6 +18,9 @@ The tricks:
   as a BLAS matrix-vector product (:func:`_sum`);
 - in-place arithmetic on fresh buffers instead of temporaries (``linear``, ``sigmoid``);
 - ReLU's backward as a bit mask (:func:`relu_backward`), no per-element branch;
+- a second core (:mod:`.parallel`): the activations split large arrays into flat
+  blocks, the pools into blocks of planes, and share the blocks among the threads
+  (``npnet.set_num_threads``), with the same bits for every number of threads;
 - a fused cross-entropy that keeps ``exp(z)`` and its row sums from the forward pass
   for the backward (:func:`cross_entropy_with_backward`).
 
@@ -127,7 +130,9 @@ def _elementwise(block, *arrays):
 
 
 # Flat blocks of this many bytes for the activations. Forward + backward at
-# (256, 16, 28, 28) float32, 1 -> 2 threads: see the commit that set it.
+# (256, 16, 28, 28) float32, other processes idle, 1 -> 2 threads: ReLU 9.5 -> 5.4 ms,
+# Sigmoid 15.0 -> 7.3 ms, Tanh 8.3 -> 4.3 ms; Sigmoid on 2 threads with blocks of
+# 256 KB / 1 MB / 4 MB: 9.0 / 8.8 / 10.6 ms.
 _FLAT_BLOCK_BYTES = 1 << 20
 
 

@@ -15,6 +15,12 @@ Forward + backward at (256, 16, 28, 28) (the cnn's first pool, after a ReLU), ke
 float32, one thread, under load: 62 -> 29 ms against recomputing the maximum and
 comparing each slice with it in the backward.
 
+Every twin here splits its planes (images x channels) into the same blocks of about
+1 MB of input (:func:`_plane_blocks`), shared among the threads (``parallel.run``);
+each block writes only its own planes of the result, so the bits do not depend on the
+number of threads. Forward + backward, float32, kernel 2, 1 -> 2 threads, other
+processes idle: MaxPool2d at (256, 6, 28, 28) 8.5 -> 6.2 ms, AvgPool2d 4.7 -> 3.4 ms.
+
 The average pool sums each window's slices in the plain kernel's order and divides
 by the same count, so it gives the plain kernel's very bits; what it saves is the
 padded copy of the input (the plain kernel pads even by zero), the zero-filled dXp
