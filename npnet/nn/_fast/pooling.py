@@ -157,10 +157,13 @@ def _max_arg(V, Y, arg):
 
 
 def _plane_blocks(planes, plane_bytes):
-    """Slices of consecutive planes of about _BLOCK_BYTES each: the same blocks whatever
+    """Slices of consecutive planes, as few as hold at most about _BLOCK_BYTES each, of equal
+    sizes (within a plane), so that the threads get equal shares: at (256, 16, 10, 10)
+    float32 (1.6 MB) two blocks of 0.8 MB, not 1 MB and 0.6 MB. The same blocks whatever
     the number of threads, so the results are too."""
-    step = max(1, _BLOCK_BYTES // max(1, plane_bytes))
-    return [slice(s, min(s + step, planes)) for s in range(0, planes, step)]
+    n = min(planes, -(-planes * plane_bytes // _BLOCK_BYTES))
+    bounds = [planes * b // n for b in range(n + 1)] if n else []
+    return [slice(bounds[b], bounds[b + 1]) for b in range(n)]
 
 
 # Blocks of planes of about this many bytes of input, shared among the threads
