@@ -22,6 +22,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import npnet
 import npnet.nn.functional as F
 from npnet.nn import _fast, _kernels
 from reference import tolerance
@@ -125,11 +126,11 @@ def _python(code, **env):
 def test_npnet_kernels_selects_the_implementation(value, mode):
     code = ("import npnet.nn.functional as F; from npnet.nn._kernels import K; "
             "print(F.softmax.active is F.softmax.plain, K.softmax is F.softmax.plain, "
-            "K.cross_entropy_with_backward is F.cross_entropy_with_backward.plain, K.tanh is F.tanh.plain)")
+            "K.cross_entropy_with_backward is F.cross_entropy_with_backward.plain, K.gelu is F.gelu.plain)")
     run = _python(code, NPNET_KERNELS=value)
     assert run.returncode == 0, run.stderr
     plain = mode == "plain"
-    assert run.stdout.split() == [str(plain), str(plain), str(plain), "True"]   # tanh has no fast twin
+    assert run.stdout.split() == [str(plain), str(plain), str(plain), "True"]   # gelu has no fast twin
 
 
 def test_a_bad_npnet_kernels_value_fails_at_import_naming_the_variable():
@@ -348,3 +349,72 @@ def test_all_kept_answers_with_one_reduction_for_checked_targets(ignore_index, t
     t = np.array(targets, np.int64)
     assert _fast._all_kept(t, ignore_index, 10) is kept
     assert kept == bool((t != ignore_index).all())
+
+
+# ------------------------------------------- activations by flat blocks, on 1, 2, 3 threads
+
+# The activations' fast twins that run over flat blocks (_fast._elementwise), with the
+# names of their arguments: X an input, Y a forward output, dY an upstream gradient.
+ELEMENTWISE = {"relu": "X", "relu_backward": "dY X", "sigmoid": "X", "sigmoid_backward": "dY Y",
+               "tanh": "X", "tanh_backward": "dY Y"}
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid_backward", "tanh", "tanh_backward"])
+@given(data=st.data())
+def test_the_other_elementwise_twins_equal_the_plain_kernels(name, data):
+    # relu_backward and sigmoid have tests of their own above
+    dtype = data.draw(dtypes)
+    shape = data.draw(st.sampled_from([(), (1,), (7,), (3, 5), (13, 2, 3)]))
+    # inf only where the plain kernel takes it without a warning (inf * 0 in a backward is nan, and warns)
+    args = [data.draw(arrays(shape, dtype, nonfinite=arg == "X")) for arg in ELEMENTWISE[name].split()]
+    if "Y" in ELEMENTWISE[name].split():
+        args[1] = np.clip(args[1], -1, 1)   # an output of sigmoid or tanh
+    identical(getattr(_fast, name)(*args), getattr(F, name).plain(*args))
+
+
+@pytest.fixture
+def num_threads():
+    """npnet.set_num_threads, with the setting before the test restored after it."""
+    before = npnet.get_num_threads()
+    try:
+        yield npnet.set_num_threads
+    finally:
+        npnet.set_num_threads(before)
+
+
+def bits(a):
+    """What must be equal for two results to be the same to the bit (signed zeros, nan payloads)."""
+    return a.shape, a.dtype, a.tobytes()
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise_twins_give_the_same_bits_for_every_thread_count(name, dtype, num_threads):
+    # An array of a little over three flat blocks (the last one partial), with nan
+    # everywhere, inf and -inf in the inputs X (relu_backward's dY too), and signed zeros.
+    rng = np.random.default_rng(11)
+    shape = (7, 3 * _fast._FLAT_BLOCK_BYTES // np.dtype(dtype).itemsize // 7 + 101)
+    args = []
+    for arg in ELEMENTWISE[name].split():
+        x = rng.standard_normal(shape) * 30
+        x[rng.random(shape) < 0.05] = np.nan
+        x[rng.random(shape) < 0.05] = 0.0
+        x[rng.random(shape) < 0.05] = -0.0
+        if arg == "X" or name == "relu_backward":
+            x[rng.random(shape) < 0.02] = np.inf
+            x[rng.random(shape) < 0.02] = -np.inf
+        if arg == "Y":
+            x = np.clip(x, -1, 1)
+        args.append(x.astype(dtype))
+    before = [a.copy() for a in args]
+    kernel = getattr(_fast, name)
+    results = []
+    for n in (1, 2, 3):
+        num_threads(n)
+        results.append(kernel(*args))
+    assert args[0].nbytes > 3 * _fast._FLAT_BLOCK_BYTES   # several blocks, shared among the threads
+    for got in results[1:]:
+        assert bits(got) == bits(results[0])
+    identical(results[0], getattr(F, name).plain(*args))
+    for a, b in zip(args, before):
+        np.testing.assert_array_equal(a, b)

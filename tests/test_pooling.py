@@ -199,6 +199,65 @@ def test_fast_backward_gives_zero_not_nan_where_dy_is_inf_elsewhere():
                                   [[[[0, 0], [0, np.inf]]]])
 
 
+@pytest.fixture
+def num_threads():
+    """npnet.set_num_threads, with the setting before the test restored after it."""
+    before = npnet.get_num_threads()
+    try:
+        yield npnet.set_num_threads
+    finally:
+        npnet.set_num_threads(before)
+
+
+def _bits(a):
+    """What must be equal for two results to be the same to the bit (signed zeros, nan payloads)."""
+    return a.shape, a.dtype, a.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw, k", [((28, 28), (2, 2)), ((29, 31), (3, 2))])
+def test_fast_pool_twins_give_the_same_bits_for_every_thread_count(dtype, hw, k, num_threads):
+    # Enough planes for several blocks of planes; ties at 0 as after a ReLU, -0.0, nan and
+    # +-inf in X and in dY; sizes that are and are not multiples of the kernel.
+    r = np.random.default_rng(9)
+    shape = (3, 500) + hw
+    assert len(_fast.pooling._plane_blocks(1500, hw[0] * hw[1] * np.dtype(dtype).itemsize)) >= 4
+    x = np.maximum(np.round(r.standard_normal(shape) * 3), 0)
+    x[r.random(shape) < 0.05] = -0.0
+    for value in (np.nan, np.inf, -np.inf):
+        x[r.random(shape) < 0.002] = value
+    x = x.astype(dtype)
+    out = (shape[2] // k[0], shape[3] // k[1])
+    dy = r.standard_normal(shape[:2] + out)
+    dy[r.random(dy.shape) < 0.1] = -0.0
+    for value in (np.nan, np.inf, -np.inf):
+        dy[r.random(dy.shape) < 0.01] = value
+    dy = dy.astype(dtype)
+    args = (k, k, (0, 0), (1, 1), False)
+    avg_args = (k, k, (0, 0), False, True)
+
+    def everything():
+        y, backward = _fast.max_pool2d_with_backward(x, *args)
+        return [_fast.max_pool2d(x, *args), y, backward(dy), _fast.max_pool2d_backward(dy, x, *args),
+                _fast.avg_pool2d(x, *avg_args), _fast.avg_pool2d_backward(dy, x, *avg_args)]
+
+    results = []
+    for n in (1, 2, 3):
+        num_threads(n)
+        results.append(everything())
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            assert _bits(a) == _bits(b)
+    max_y, fused_y, fused_dx, max_dx, avg_y, avg_dx = results[0]
+    assert np.isnan(max_y).any() and (max_dx == np.inf).any() and fused_dx.shape == x.shape
+    np.testing.assert_array_equal(max_y, F.max_pool2d.plain(x, *args))
+    np.testing.assert_array_equal(fused_y, max_y)
+    np.testing.assert_array_equal(fused_dx, F.max_pool2d_backward.plain(dy, x, *args))
+    np.testing.assert_array_equal(max_dx, fused_dx)
+    np.testing.assert_array_equal(avg_y, F.avg_pool2d.plain(x, *avg_args))
+    np.testing.assert_array_equal(avg_dx, F.avg_pool2d_backward.plain(dy, x, *avg_args))
+
+
 # ----------------------------------------------------------------------- torch's edges
 
 def _torch_grad(fn, x, dy):

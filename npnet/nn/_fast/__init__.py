@@ -18,6 +18,9 @@ The tricks:
   as a BLAS matrix-vector product (:func:`_sum`);
 - in-place arithmetic on fresh buffers instead of temporaries (``linear``, ``sigmoid``);
 - ReLU's backward as a bit mask (:func:`relu_backward`), no per-element branch;
+- a second core (:mod:`.parallel`): the activations split large arrays into flat
+  blocks, the pools into blocks of planes, and share the blocks among the threads
+  (``npnet.set_num_threads``), with the same bits for every number of threads;
 - a fused cross-entropy that keeps ``exp(z)`` and its row sums from the forward pass
   for the backward (:func:`cross_entropy_with_backward`).
 
@@ -26,6 +29,7 @@ Arguments arrive checked (by the public kernel or by a module): nothing is re-ch
 import numpy as np
 
 from .._rows import class_axis, classes_back, classes_last, reduce_rows
+from . import parallel
 
 # --------------------------------------------------------------------------- Linear
 
@@ -38,8 +42,25 @@ def linear(X, W, b=None):
 
 
 # ----------------------------------------------------------------------- activations
+#
+# Each activation's arithmetic is one block function ``_<name>(*inputs, out)``, run by
+# _elementwise: on the whole array, or for C-contiguous arrays over _FLAT_BLOCK_BYTES
+# by flat blocks of that size shared among the threads (parallel.run). Same values
+# either way and for every thread count: every element goes through the same ufuncs.
+
+def relu(X):
+    return _elementwise(_relu, X)
+
+
+def _relu(X, out):
+    np.maximum(X, 0, out=out)
+
 
 def relu_backward(dY, X):
+    return _elementwise(_relu_backward, dY, X)
+
+
+def _relu_backward(dY, X, out):
     # np.where(X > 0, dY, 0) runs ~10x slower on a random mask (a branch per
     # element). Here every bit of dY is kept where X > 0 (an all-ones integer mask)
     # and cleared elsewhere: exactly +0.0 there, also where dY is inf or nan.
@@ -48,21 +69,71 @@ def relu_backward(dY, X):
     # inside the ufunc loop, 10x slower (201 us against 21 us at (256, 256)).
     bits = np.asarray(X > 0).view(np.int8).astype(ints)   # asarray: X > 0 is a scalar for 0-d X
     np.negative(bits, out=bits)                           # True -> -1 (all bits set), False -> 0
-    src = dY if dY.flags.c_contiguous else np.array(dY, order="C")   # (ascontiguousarray makes 0-d 1-d)
-    np.bitwise_and(src.view(ints), bits, out=bits)
-    return bits.view(dY.dtype)
+    np.bitwise_and(dY.view(ints), bits, out=out.view(ints))
 
 
 _SAME_SIZE_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 
 def sigmoid(X):
-    Y = np.negative(X, out=np.empty(X.shape, X.dtype))   # an array even for 0-d X, so out= works below
-    with np.errstate(over="ignore"):                      # exp(-X) = inf below about -88.7: 1 / inf = 0, as torch
-        np.exp(Y, out=Y)
-    Y += 1
-    np.reciprocal(Y, out=Y)
-    return Y
+    return _elementwise(_sigmoid, X)
+
+
+def _sigmoid(X, out):
+    np.negative(X, out=out)
+    with np.errstate(over="ignore"):   # exp(-X) = inf below about -88.7: 1 / inf = 0, as torch
+        np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+
+
+def sigmoid_backward(dY, Y):
+    return _elementwise(_sigmoid_backward, dY, Y)
+
+
+def _sigmoid_backward(dY, Y, out):
+    np.multiply(dY, Y, out=out)        # (dY Y)(1 - Y), in the plain kernel's order
+    out *= np.subtract(1, Y)
+
+
+def tanh(X):
+    return _elementwise(_tanh, X)
+
+
+def _tanh(X, out):
+    np.tanh(X, out=out)
+
+
+def tanh_backward(dY, Y):
+    return _elementwise(_tanh_backward, dY, Y)
+
+
+def _tanh_backward(dY, Y, out):
+    np.multiply(Y, Y, out=out)         # dY (1 - Y^2), in the plain kernel's order
+    np.subtract(1, out, out=out)
+    np.multiply(dY, out, out=out)
+
+
+def _elementwise(block, *arrays):
+    """A fresh array shaped and typed like ``arrays[0]`` (all of one shape and dtype),
+    filled by ``block(*arrays, out)``: at once, or over flat blocks of _FLAT_BLOCK_BYTES
+    shared among the threads when the arrays are C-contiguous and larger than one block."""
+    A = arrays[0]
+    out = np.empty(A.shape, A.dtype)   # an array even for 0-d input, so out= works
+    if A.nbytes <= _FLAT_BLOCK_BYTES or not all(a.flags.c_contiguous for a in arrays):
+        block(*arrays, out)
+        return out
+    flat, flat_out = [a.reshape(-1) for a in arrays], out.reshape(-1)
+    step = _FLAT_BLOCK_BYTES // A.itemsize
+    parallel.run(lambda i: block(*(a[i:i + step] for a in flat), flat_out[i:i + step]), range(0, A.size, step))
+    return out
+
+
+# Flat blocks of this many bytes for the activations. Forward + backward at
+# (256, 16, 28, 28) float32, other processes idle, 1 -> 2 threads: ReLU 9.5 -> 5.4 ms,
+# Sigmoid 15.0 -> 7.3 ms, Tanh 8.3 -> 4.3 ms; Sigmoid on 2 threads with blocks of
+# 256 KB / 1 MB / 4 MB: 9.0 / 8.8 / 10.6 ms.
+_FLAT_BLOCK_BYTES = 1 << 20
 
 
 # ------------------------------------------------------------ softmax and log-softmax
