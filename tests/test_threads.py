@@ -77,6 +77,8 @@ def test_run_shares_the_blocks_among_threads_and_the_caller_takes_the_first(rest
     assert seen[0] == threading.get_ident()          # the first stretch runs in the caller's thread
     assert len(set(seen)) == 2                        # and the second stretch in another one
     assert seen[:3] == [seen[0]] * 3 and seen[3:] == [seen[3]] * 3   # consecutive blocks per thread
+    seen = parallel.run(lambda b: threading.get_ident(), range(5))
+    assert seen[:3] == [threading.get_ident()] * 3 and seen[3] == seen[4] != seen[0]   # the odd block: the caller's
     npnet.set_num_threads(1)
     assert set(parallel.run(lambda b: threading.get_ident(), range(6))) == {threading.get_ident()}
 

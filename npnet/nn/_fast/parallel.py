@@ -112,7 +112,8 @@ def run(fn, blocks):
     threads = min(_threads, len(blocks))
     if threads <= 1:
         return [fn(b) for b in blocks]
-    bounds = [len(blocks) * t // threads for t in range(threads + 1)]
+    # an uneven share leaves the extra block to the caller's thread, which starts at once
+    bounds = [-(-len(blocks) * t // threads) for t in range(threads + 1)]
 
     def stretch(t):
         return [fn(b) for b in blocks[bounds[t]:bounds[t + 1]]]
