@@ -253,13 +253,28 @@ def _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need
 # that, BLAS's threads and npnet's fight over the cores. Measured fwd + bwd, 2 threads,
 # medians under load (batch first against batch last, torch): (256, 1, 28, 28) -> 6@5x5
 # pad 2: 54 against 432 ms, torch 167 ms; (256, 6, 14, 14) -> 16@5x5: 44-59 against 94-97 ms,
-# torch 49-66 ms; (256, 16, 14, 14) -> 32@3x3 pad 1 (above the size): 239-285 against 121-150 ms.
+# torch 49-66 ms. Larger per-sample products are cut into pieces of columns (output positions)
+# under that size, so that BLAS still runs each in the calling thread: the cnn's second,
+# (256, 16, 14, 14) -> 32@3x3 pad 1 (32 x 144 x 196 per sample, pieces of 56 columns), went from
+# 239-285 ms whole (BLAS's threads against npnet's) and 138-145 ms batch last to 75 ms, torch 99 ms.
 _BATCH_FIRST_PRODUCT = 65536 * 4
 
 
+# A product's columns are cut into pieces of at least this many (fewer: BLAS runs too slowly).
+_MIN_PIECE = 32
+
+
 def _takes_batch_first(X, W, out_hw, groups):
-    """Whether a convolution takes the batch-first layout: one group, small per-sample products."""
-    return groups == 1 and W.shape[0] * math.prod(W.shape[1:]) * out_hw[0] * out_hw[1] <= _BATCH_FIRST_PRODUCT
+    """Whether a convolution takes the batch-first layout: one group, and per-sample products that
+    fit under OpenBLAS's size for threads, whole or in pieces of at least _MIN_PIECE columns."""
+    return groups == 1 and W.shape[0] * math.prod(W.shape[1:]) * min(out_hw[0] * out_hw[1], _MIN_PIECE) \
+        <= _BATCH_FIRST_PRODUCT
+
+
+def _pieces(O, CK, L):
+    """Column slices of the per-sample products (O x CK) x (CK x L), each under OpenBLAS's size for threads."""
+    step = int(min(max(L, 1), max(1, _BATCH_FIRST_PRODUCT // max(1, O * CK))))
+    return [slice(k, min(k + step, L)) for k in range(0, L, step)]
 
 
 def _padded_planes(X, padding):
@@ -297,7 +312,9 @@ def _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, compute
         if not compute:
             return
         Yb = Y[s].reshape(-1, O, out_hw[0] * out_hw[1])
-        np.matmul(W2, _planes_patches(Xp[s], W.shape[2:], out_hw, stride, dilation), out=Yb)
+        P = _planes_patches(Xp[s], W.shape[2:], out_hw, stride, dilation)
+        for c in _pieces(O, W2.shape[1], Yb.shape[2]):
+            np.matmul(W2, P[:, :, c], out=Yb[:, :, c])
         if b is not None:
             Yb += b[:, None]
 
@@ -317,9 +334,15 @@ def _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, 
     def block(s):
         P = _planes_patches(Xp[s], (kH, kW), out_hw, stride, dilation)          # (n, C kH kW, oH oW)
         dYb = np.ascontiguousarray(dY[s]).reshape(-1, O, out_hw[0] * out_hw[1])
-        part = np.matmul(P, dYb.transpose(0, 2, 1)).sum(axis=0)                # this block's dW2^T
+        pieces = _pieces(O, CK, dYb.shape[2])
+        part = np.zeros((CK, O), Xp.dtype)                                     # this block's dW2^T
+        for c in pieces:
+            part += np.matmul(P[:, :, c], dYb[:, :, c].transpose(0, 2, 1)).sum(axis=0)
         if need_dX:
-            dP = np.matmul(W2.T, dYb).reshape((-1, C, kH, kW) + tuple(out_hw))   # dP_n = W2^T dY_n
+            dP = np.empty(P.shape, Xp.dtype)                                   # dP_n = W2^T dY_n
+            for c in pieces:
+                np.matmul(W2.T, dYb[:, :, c], out=dP[:, :, c])
+            dP = dP.reshape((-1, C, kH, kW) + tuple(out_hw))
             dXp = np.zeros(Xp[s].shape, Xp.dtype)
             for i in range(kH):
                 for j in range(kW):
