@@ -351,16 +351,20 @@ def _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, 
         for c in pieces:
             part += np.matmul(P[:, :, c], dYb[:, :, c].transpose(0, 2, 1)).sum(axis=0)
         if need_dX:
-            dP = np.empty(P.shape, Xp.dtype)                                   # dP_n = W2^T dY_n
-            for c in pieces:
-                np.matmul(W2.T, dYb[:, :, c], out=dP[:, :, c])
-            dP = dP.reshape((-1, C, kH, kW) + tuple(out_hw))
-            dXp = np.zeros(Xp[s].shape, Xp.dtype)
+            # the block's dY with its samples last, so that dP = W2^T dY comes out (C kH kW, oH oW n) and
+            # col2im adds runs of oW n numbers instead of oW (fwd+bwd, interleaved, 1 and 2 threads: LeNet's
+            # second conv 24-32 -> 20-28 ms, its first 20-22 -> 18.5 ms, the cnn's second unchanged)
+            n = dYb.shape[0]
+            dYt = np.ascontiguousarray(dYb.transpose(1, 2, 0)).reshape(O, -1)
+            dP = np.empty((CK, dYt.shape[1]), Xp.dtype)
+            for c in _pieces(O, CK, dYt.shape[1]):
+                np.matmul(W2.T, dYt[:, c], out=dP[:, c])
+            dP = dP.reshape((C, kH, kW) + tuple(out_hw) + (n,))
+            dXt = np.zeros((C,) + Xp.shape[2:] + (n,), Xp.dtype)
             for i in range(kH):
                 for j in range(kW):
-                    at = (slice(None), slice(None)) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)
-                    dXp[at] += dP[:, :, i, j]
-            dX[s] = dXp[:, :, pt: pt + H, pl: pl + Wd]
+                    dXt[(slice(None),) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)] += dP[:, i, j]
+            dX[s] = dXt[:, pt: pt + H, pl: pl + Wd].transpose(3, 0, 1, 2)
         return part
 
     dW2t = np.zeros((CK, O), Xp.dtype)
