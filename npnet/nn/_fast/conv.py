@@ -31,11 +31,13 @@ do not depend on the thread count and each writes only its own slice, so the
 results are the same to the bit for every thread count. The products stay in the
 calling thread: BLAS has threads of its own.
 
-Convolutions whose per-sample products are small (LeNet's two, the cnn's first) take
-another layout, batch first, with no transpose at all (see ``_takes_batch_first``).
+Single-group convolutions whose per-sample products are small, or can be cut into
+pieces of columns that are (LeNet's two, the cnn's two), take another layout, batch
+first, with no transpose of X or Y at all (see ``_takes_batch_first``).
 
 The fused ``conv2d_with_backward`` (what ``nn.Conv2d`` runs) keeps the padded input
-of its forward for the backward instead of building it again.
+of its forward for the backward instead of building it again, and in the batch-first
+layout its patches too, when they are small (``_KEEP_BYTES``).
 
 Arguments arrive checked and normalized (pairs; padding ((top, bottom), (left, right))).
 """
@@ -153,8 +155,8 @@ def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need
 
 def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     # The padded input (batch last, or batch first: see _takes_batch_first) is built once, for the
-    # forward, and kept for the backward (as large as X; the patches, kH kW times larger, are
-    # built again block by block).
+    # forward, and kept for the backward (as large as X); the patches, kH kW times larger, are
+    # kept too when batch first and at most _KEEP_BYTES, else built again block by block.
     if X.ndim == 3:
         Y, backward = conv2d_with_backward(X[None], W, b, stride, padding, dilation, groups)
 
@@ -259,7 +261,9 @@ def _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need
 # torch 49-66 ms. Larger per-sample products are cut into pieces of columns (output positions)
 # under that size, so that BLAS still runs each in the calling thread: the cnn's second,
 # (256, 16, 14, 14) -> 32@3x3 pad 1 (32 x 144 x 196 per sample, pieces of 56 columns), went from
-# 239-285 ms whole (BLAS's threads against npnet's) and 138-145 ms batch last to 75 ms, torch 99 ms.
+# 239-285 ms whole (BLAS's threads against npnet's) and 138-145 ms batch last to 63-84 ms, torch
+# 43-119 ms, all interleaved; timed without torch in between, where BLAS's threads get the
+# cores, the two layouts are even (56-69 against 53-65 ms).
 _BATCH_FIRST_PRODUCT = 65536 * 4
 
 
