@@ -625,3 +625,126 @@ def test_the_callers_errstate_holds_in_every_thread(npnet_threads):
             assert np.isnan(Y).all()
             with np.errstate(invalid="raise"), chunk_bytes(1), layout(where), pytest.raises(FloatingPointError):
                 _fast.conv2d(X, W, None, **kw)
+
+
+# ------------------------------ batch first in pieces of columns, and the patches kept
+
+@contextlib.contextmanager
+def pieces_of(step):
+    """Run the batch-first products in pieces of ``step`` columns (None: as shipped)."""
+    before = fast_conv._pieces
+    if step is not None:
+        fast_conv._pieces = lambda O, CK, L: [slice(k, min(k + step, L)) for k in range(0, L, step)]
+    try:
+        yield
+    finally:
+        fast_conv._pieces = before
+
+
+@given(settings=conv_settings(max_side=9), dtype=dtypes, need_dx=st.booleans(), step=st.sampled_from([1, 2, 5]),
+       data=st.data())
+def test_batch_first_products_in_pieces_of_columns_equal_the_plain_kernels(settings, dtype, need_dx, step, data):
+    shape, kw = settings
+    if kw["groups"] != 1:
+        kw = dict(kw, groups=1, out_channels=kw["out_channels"] // kw["groups"], in_channels=1)
+        shape = shape[:-3] + (1,) + shape[-2:]
+    r = np.random.default_rng(data.draw(seeds))
+    X = r.standard_normal(shape).astype(dtype)
+    W = r.standard_normal((kw["out_channels"], kw["in_channels"]) + kw["kernel_size"]).astype(dtype)
+    b = r.standard_normal(kw["out_channels"]).astype(dtype) if kw["bias"] else None
+    args = F.conv2d.check(data.draw(_layouts(X)), W, b, **_fn_kw(kw))
+    Y = F.conv2d.plain(**args)
+    dY = r.standard_normal(Y.shape).astype(dtype)
+    bargs = F.conv2d_backward.check(dY, args["X"], args["W"], **_fn_kw(kw), need_dX=need_dx, need_db=b is not None)
+    plain = F.conv2d_backward.plain(**bargs)
+    with pieces_of(step), layout("batch first"):
+        Yf, fast = _fast.conv2d(**args), _fast.conv2d_backward(**bargs)
+        Yw, backward = _fast.conv2d_with_backward(**args)
+        fused = backward(dY, need_dX=need_dx, need_db=b is not None)
+    K = max(W[0].size, W.shape[0] * W[0, 0].size, dY.size // max(W.shape[0], 1)) + 1
+    S = _scale(W, X, dY, b)
+    for got, want, what in [(Yf, Y, "Y"), (Yw, Y, "fused Y"), *zip(fast, plain, ("dX", "dW", "db")),
+                            *zip(fused, plain, ("fused dX", "fused dW", "fused db"))]:
+        if want is None:
+            assert got is None, what
+            continue
+        assert got.shape == want.shape and got.dtype == want.dtype == dtype, what
+        np.testing.assert_allclose(got, want, rtol=0, atol=tolerance(dtype, K) * S, err_msg=what)
+
+
+class _Products:
+    """numpy for fast_conv, with every np.matmul's size M N K (per matrix of a stack) noted."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def matmul(self, a, b, **kw):
+        self.sizes.append(a.shape[-2] * a.shape[-1] * b.shape[-1])
+        return np.matmul(a, b, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cnns_second_conv_runs_batch_first_in_pieces_under_openblas_threads_size_same_bits_for_every_count(
+        npnet_threads, monkeypatch, dtype):
+    # (N, 16, 14, 14) -> 32@3x3 pad 1: 32 x 144 x 196 per sample, above OpenBLAS's size for threads
+    # (65536 * 4), so each product is cut into pieces of columns under it; blocks of samples on npnet's threads
+    products = _Products()
+    monkeypatch.setattr(fast_conv, "np", products)
+    r = np.random.default_rng(5)
+    X = r.standard_normal((32, 16, 14, 14)).astype(dtype)
+    X.reshape(-1)[r.choice(X.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+    W = r.standard_normal((32, 16, 3, 3)).astype(dtype)
+    dY = r.standard_normal((32, 32, 14, 14)).astype(dtype)
+    dY.reshape(-1)[r.choice(dY.size, 2, replace=False)] = [np.nan, np.inf]
+    kw = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    assert fast_conv._takes_batch_first(X, W, (14, 14), 1)
+    assert len(fast_conv._sample_blocks(32, 144, (14, 14), X.itemsize)) >= 3
+    outputs = {}
+    with np.errstate(invalid="ignore"):
+        for threads in (1, 2, 3):
+            npnet_threads(threads)
+            outputs[threads] = _all_outputs(X, W, None, dY, kw, True)
+    assert products.sizes and max(products.sizes) <= 65536 * 4
+    for threads in (2, 3):
+        for got, want in zip(outputs[threads], outputs[1]):
+            if want is None:
+                assert got is None
+                continue
+            np.testing.assert_array_equal(got, want, err_msg=f"{threads} threads")
+    assert np.isnan(outputs[1][0]).any() and np.isinf(outputs[1][0]).any()
+    finite = np.isfinite(X).all(axis=(1, 2, 3)) & np.isfinite(dY).all(axis=(1, 2, 3))   # samples without specials
+    Xf, dYf = X[finite], dY[finite]
+    want = F.conv2d.plain(Xf, W, None, **kw), *F.conv2d_backward.plain(dYf, Xf, W, **kw, need_dX=True, need_db=False)
+    with np.errstate(invalid="ignore"):
+        got = _all_outputs(Xf, W, None, dYf, kw, True)[:3]
+    S = _scale(W, Xf, dYf, None)
+    for g, w, what in zip(got, want, ("Y", "dX", "dW")):
+        np.testing.assert_allclose(g, w, rtol=0, atol=tolerance(dtype, 144 * 32 * 196) * S, err_msg=what)
+
+
+@pytest.mark.skipif(nn.conv.K.conv2d_with_backward is not _fast.conv2d_with_backward, reason="NPNET_KERNELS=plain")
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_fused_batch_first_backward_reuses_the_forwards_patches_when_small(monkeypatch, keep):
+    built = []
+    patches = fast_conv._planes_patches
+    monkeypatch.setattr(fast_conv, "_planes_patches", lambda *a, **k: built.append(1) or patches(*a, **k))
+    monkeypatch.setattr(fast_conv, "_KEEP_BYTES", fast_conv._KEEP_BYTES if keep else 0)
+    layer = nn.Conv2d(2, 3, 3, padding=1, rng=np.random.default_rng(0))
+    X = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    dY = np.random.default_rng(2).standard_normal((4, 3, 6, 6)).astype(np.float32)
+    with layout("batch first"):
+        Y, backward = layer.forward(X)
+        forward_builds = len(built)
+        dX, grads = backward(dY)
+        dX2, grads2 = backward(dY)        # a second backward: the same answer
+        assert len(built) - forward_builds == (0 if keep else 2 * forward_builds)
+        dX_, dW_, db_ = _fast.conv2d_backward(dY, X, layer.params["weight"], stride=(1, 1),
+                                              padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    for got in (dX, dX2):
+        np.testing.assert_array_equal(got, dX_)
+    for got in (grads, grads2):
+        np.testing.assert_array_equal(got["weight"], dW_)
+        np.testing.assert_array_equal(got["bias"], db_)

@@ -31,11 +31,13 @@ do not depend on the thread count and each writes only its own slice, so the
 results are the same to the bit for every thread count. The products stay in the
 calling thread: BLAS has threads of its own.
 
-Convolutions whose per-sample products are small (LeNet's two, the cnn's first) take
-another layout, batch first, with no transpose at all (see ``_takes_batch_first``).
+Single-group convolutions whose per-sample products are small, or can be cut into
+pieces of columns that are (LeNet's two, the cnn's two), take another layout, batch
+first, with no transpose of X or Y at all (see ``_takes_batch_first``).
 
 The fused ``conv2d_with_backward`` (what ``nn.Conv2d`` runs) keeps the padded input
-of its forward for the backward instead of building it again.
+of its forward for the backward instead of building it again, and in the batch-first
+layout its patches too, when they are small (``_KEEP_BYTES``).
 
 Arguments arrive checked and normalized (pairs; padding ((top, bottom), (left, right))).
 """
@@ -153,8 +155,8 @@ def conv2d_backward(dY, X, W, *, stride=1, padding=0, dilation=1, groups=1, need
 
 def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1):
     # The padded input (batch last, or batch first: see _takes_batch_first) is built once, for the
-    # forward, and kept for the backward (as large as X; the patches, kH kW times larger, are
-    # built again block by block).
+    # forward, and kept for the backward (as large as X); the patches, kH kW times larger, are
+    # kept too when batch first and at most _KEEP_BYTES, else built again block by block.
     if X.ndim == 3:
         Y, backward = conv2d_with_backward(X[None], W, b, stride, padding, dilation, groups)
 
@@ -166,10 +168,13 @@ def conv2d_with_backward(X, W, b=None, stride=1, padding=0, dilation=1, groups=1
     shape, out_hw = X.shape, _out_hw(X, W, padding, stride, dilation)
     if _takes_batch_first(X, W, out_hw, groups):
         Xp = _padded_planes(X, padding)
-        Y = _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, True)
+        CK = math.prod(W.shape[1:])
+        kept = np.empty((shape[0], CK, out_hw[0] * out_hw[1]), X.dtype) \
+            if shape[0] * CK * out_hw[0] * out_hw[1] * X.itemsize <= _KEEP_BYTES else None
+        Y = _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, True, kept)
 
         def backward(dY, *, need_dX=True, need_db=True):
-            return _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db)
+            return _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db, kept)
 
         return Y, backward
     Xt = _batch_last(X, padding)
@@ -253,13 +258,35 @@ def _backward(dY, Xt, shape, W, stride, padding, dilation, groups, need_dX, need
 # that, BLAS's threads and npnet's fight over the cores. Measured fwd + bwd, 2 threads,
 # medians under load (batch first against batch last, torch): (256, 1, 28, 28) -> 6@5x5
 # pad 2: 54 against 432 ms, torch 167 ms; (256, 6, 14, 14) -> 16@5x5: 44-59 against 94-97 ms,
-# torch 49-66 ms; (256, 16, 14, 14) -> 32@3x3 pad 1 (above the size): 239-285 against 121-150 ms.
+# torch 49-66 ms. Larger per-sample products are cut into pieces of columns (output positions)
+# under that size, so that BLAS still runs each in the calling thread: the cnn's second,
+# (256, 16, 14, 14) -> 32@3x3 pad 1 (32 x 144 x 196 per sample, pieces of 56 columns), went from
+# 239-285 ms whole (BLAS's threads against npnet's) and 138-145 ms batch last to 63-84 ms, torch
+# 43-119 ms, all interleaved; timed without torch in between, where BLAS's threads get the
+# cores, the two layouts are even (56-69 against 53-65 ms).
 _BATCH_FIRST_PRODUCT = 65536 * 4
 
 
+# The fused forward keeps the batch-first patches for the backward's dW when they take at
+# most this many bytes (LeNet's second conv at batch 256: 15.4 MB; the cnn's first 7.2 MB; the
+# cnn's second, 29 MB, builds them again), instead of building them a second time.
+_KEEP_BYTES = 1 << 24
+
+# A product's columns are cut into pieces of at least this many (fewer: BLAS runs too slowly).
+_MIN_PIECE = 32
+
+
 def _takes_batch_first(X, W, out_hw, groups):
-    """Whether a convolution takes the batch-first layout: one group, small per-sample products."""
-    return groups == 1 and W.shape[0] * math.prod(W.shape[1:]) * out_hw[0] * out_hw[1] <= _BATCH_FIRST_PRODUCT
+    """Whether a convolution takes the batch-first layout: one group, and per-sample products that
+    fit under OpenBLAS's size for threads, whole or in pieces of at least _MIN_PIECE columns."""
+    return groups == 1 and W.shape[0] * math.prod(W.shape[1:]) * min(out_hw[0] * out_hw[1], _MIN_PIECE) \
+        <= _BATCH_FIRST_PRODUCT
+
+
+def _pieces(O, CK, L):
+    """Column slices of the per-sample products (O x CK) x (CK x L), each under OpenBLAS's size for threads."""
+    step = int(min(max(L, 1), max(1, _BATCH_FIRST_PRODUCT // max(1, O * CK))))
+    return [slice(k, min(k + step, L)) for k in range(0, L, step)]
 
 
 def _padded_planes(X, padding):
@@ -273,19 +300,23 @@ def _sample_blocks(N, K, out_hw, itemsize):
     return _spans(N, K * out_hw[0] * out_hw[1] * itemsize, _CHUNK_BYTES)
 
 
-def _planes_patches(Xp, kernel_size, out_hw, stride, dilation):
-    """(n, C kH kW, oH oW): each sample's patch matrix, from its padded planes."""
-    kH, kW = kernel_size
+def _planes_patches(Xp, kernel_size, out_hw, stride, dilation, out=None):
+    """(n, C kH kW, oH oW): each sample's patch matrix, from its padded planes (into ``out`` if given)."""
+    # one strided copy of the view (n, C, kH, kW, oH, oW) of the planes, rather than one per tap:
+    # LeNet's second conv, all samples, 1 thread: 22 -> 14 ms
     n, C = Xp.shape[:2]
-    P = np.empty((n, C, kH, kW) + tuple(out_hw), Xp.dtype)
-    for i in range(kH):
-        for j in range(kW):
-            P[:, :, i, j] = Xp[(slice(None), slice(None)) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)]
-    return P.reshape(n, C * kH * kW, out_hw[0] * out_hw[1])
+    sn, sc, sy, sx = Xp.strides
+    view = np.lib.stride_tricks.as_strided(
+        Xp, (n, C) + tuple(kernel_size) + tuple(out_hw),
+        (sn, sc, dilation[0] * sy, dilation[1] * sx, stride[0] * sy, stride[1] * sx), writeable=False)
+    P = np.empty(view.shape, Xp.dtype) if out is None else out.reshape(view.shape)
+    np.copyto(P, view)
+    return P.reshape(n, C * kernel_size[0] * kernel_size[1], out_hw[0] * out_hw[1])
 
 
-def _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, compute):
-    """Pads X's planes into Xp and, if ``compute``, returns Y = W2 P_n + b for every sample n."""
+def _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, compute, kept=None):
+    """Pads X's planes into Xp and, if ``compute``, returns Y = W2 P_n + b for every sample n (and
+    writes the patches P_n into ``kept``, if given, for the backward)."""
     N, _, H, Wd = X.shape
     (pt, _), (pl, _) = padding
     O = W.shape[0]
@@ -297,7 +328,9 @@ def _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, compute
         if not compute:
             return
         Yb = Y[s].reshape(-1, O, out_hw[0] * out_hw[1])
-        np.matmul(W2, _planes_patches(Xp[s], W.shape[2:], out_hw, stride, dilation), out=Yb)
+        P = _planes_patches(Xp[s], W.shape[2:], out_hw, stride, dilation, None if kept is None else kept[s])
+        for c in _pieces(O, W2.shape[1], Yb.shape[2]):
+            np.matmul(W2, P[:, :, c], out=Yb[:, :, c])
         if b is not None:
             Yb += b[:, None]
 
@@ -305,7 +338,7 @@ def _forward_batch_first(X, Xp, W, b, out_hw, stride, dilation, padding, compute
     return Y
 
 
-def _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db):
+def _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, need_db, kept=None):
     N, C, H, Wd = shape
     (pt, _), (pl, _) = padding
     O, _, kH, kW = W.shape
@@ -315,17 +348,27 @@ def _backward_batch_first(dY, Xp, shape, W, stride, padding, dilation, need_dX, 
     dX = np.empty(shape, Xp.dtype) if need_dX else None
 
     def block(s):
-        P = _planes_patches(Xp[s], (kH, kW), out_hw, stride, dilation)          # (n, C kH kW, oH oW)
+        P = _planes_patches(Xp[s], (kH, kW), out_hw, stride, dilation) if kept is None else kept[s]
         dYb = np.ascontiguousarray(dY[s]).reshape(-1, O, out_hw[0] * out_hw[1])
-        part = np.matmul(P, dYb.transpose(0, 2, 1)).sum(axis=0)                # this block's dW2^T
+        pieces = _pieces(O, CK, dYb.shape[2])
+        part = np.zeros((CK, O), Xp.dtype)                                     # this block's dW2^T
+        for c in pieces:
+            part += np.matmul(P[:, :, c], dYb[:, :, c].transpose(0, 2, 1)).sum(axis=0)
         if need_dX:
-            dP = np.matmul(W2.T, dYb).reshape((-1, C, kH, kW) + tuple(out_hw))   # dP_n = W2^T dY_n
-            dXp = np.zeros(Xp[s].shape, Xp.dtype)
+            # the block's dY with its samples last, so that dP = W2^T dY comes out (C kH kW, oH oW n) and
+            # col2im adds runs of oW n numbers instead of oW (fwd+bwd, interleaved, 1 and 2 threads: LeNet's
+            # second conv 24-32 -> 20-28 ms, its first 20-22 -> 18.5 ms, the cnn's second unchanged)
+            n = dYb.shape[0]
+            dYt = np.ascontiguousarray(dYb.transpose(1, 2, 0)).reshape(O, -1)
+            dP = np.empty((CK, dYt.shape[1]), Xp.dtype)
+            for c in _pieces(O, CK, dYt.shape[1]):
+                np.matmul(W2.T, dYt[:, c], out=dP[:, c])
+            dP = dP.reshape((C, kH, kW) + tuple(out_hw) + (n,))
+            dXt = np.zeros((C,) + Xp.shape[2:] + (n,), Xp.dtype)
             for i in range(kH):
                 for j in range(kW):
-                    at = (slice(None), slice(None)) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)
-                    dXp[at] += dP[:, :, i, j]
-            dX[s] = dXp[:, :, pt: pt + H, pl: pl + Wd]
+                    dXt[(slice(None),) + _tap(i, j, (0, out_hw[0]), out_hw[1], stride, dilation)] += dP[:, i, j]
+            dX[s] = dXt[:, pt: pt + H, pl: pl + Wd].transpose(3, 0, 1, 2)
         return part
 
     dW2t = np.zeros((CK, O), Xp.dtype)
