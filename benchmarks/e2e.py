@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from npnet import data, models, nn, optim
 from npnet import train as T
@@ -64,6 +65,19 @@ def _models(kind, rng, dtype=np.float32):
         tmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
     tmodel.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.params.items()})
     return model, tmodel, lr
+
+
+def one_blas_thread(fn):
+    """``fn`` run with NumPy's BLAS on one thread (threadpoolctl), npnet's own threads unchanged.
+
+    OpenBLAS's threads keep spinning for a while after each product; on a 2-core machine
+    they then hold the core that npnet's kernel threads (``npnet.set_num_threads``) need
+    for the elementwise work between the products. These rows show what an epoch takes
+    when BLAS stays on the calling thread: still two cores, npnet's threads on both."""
+    def run():
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn()
+    return run
 
 
 def worked_example_epoch(model, loss_fn, opt, loader, *, need_dx=False):
@@ -430,6 +444,8 @@ def run(quick=False, repeats=7, threads=None):
                 "fused": lambda: fused_numpy_epoch(kind, fused_params, X_train, y_train,
                                                    fused_rng.permutation(len(X_train)), lr),
                 "floor": floor_epoch(kind, X_train),
+                "npnet_blas1": one_blas_thread(lambda: T.train_epoch(model, loss_fn, opt, loader)),
+                "floor_blas1": one_blas_thread(floor_epoch(kind, X_train)),
                 **({"gemm": floor_epoch(kind, X_train, prepare=False)} if kind == "mlp" else {}),
             }, repeats=repeats, target_seconds=0.0, pause=0.1)
         finally:
@@ -443,16 +459,20 @@ def run(quick=False, repeats=7, threads=None):
                           ("worked_dx", f"{label}: worked-example loop without need_dx=False"),
                           ("plain", plain_name),
                           ("fused", f"{label}: fused NumPy loop, no library"),
-                          ("floor", f"{label}: batch preparation and matrix products alone")):
+                          ("floor", f"{label}: batch preparation and matrix products alone"),
+                          ("npnet_blas1", f"{label}, BLAS on one thread"),
+                          ("floor_blas1", f"{label}: batch preparation and matrix products alone, BLAS on one thread")):
             results.append({"group": "train", "name": name, "shape": shape,
                             "npnet_s": medians[key], "torch_s": medians["torch"],
                             "ratio": medians[key] / medians["torch"], "agree": True,
-                            "reference": key in ("fused", "floor")})
+                            "reference": key in ("fused", "floor", "floor_blas1")})
         for key, name, target in (("npnet", label, 1.25), ("worked", f"{label}: worked-example loop", None),
                                   ("plain", f"{label}, NPNET_KERNELS=plain", None),
                                   ("fused", f"{label}: fused NumPy loop", None)):
             results.append({"group": "train", "name": f"{name} / its floor (time ratio)",
                             "value": medians[key] / medians["floor"], "unit": "", "target": target})
+        results.append({"group": "train", "name": f"{label}, BLAS on one thread / its floor on one thread (time ratio)",
+                        "value": medians["npnet_blas1"] / medians["floor_blas1"], "unit": "", "target": None})
     n = CONV_QUICK_IMAGES if quick else min(len(X_train), CONV_FULL_IMAGES)     # a quick run: two batches
     for kind, (label, _) in CONV_MODELS.items():
         results += conv_epoch_rows(kind, label, X_train[:n], y_train[:n], Xt[:n], yt[:n],
@@ -494,6 +514,8 @@ def conv_epoch_rows(kind, label, X, y, Xt, yt, *, repeats=7, threads=None):
             "torch": lambda: _torch_epoch(tmodel, topt, Xt, yt, gen),
             "floor": conv_floor_epoch(model, X),
             "gemm": conv_floor_epoch(model, X, prepare=False),
+            "npnet_blas1": one_blas_thread(lambda: T.train_epoch(model, loss_fn, opt, loader)),
+            "floor_blas1": one_blas_thread(conv_floor_epoch(model, X)),
         }, repeats=repeats, target_seconds=0.0, pause=0.1)
     finally:
         plain.close()
@@ -502,13 +524,17 @@ def conv_epoch_rows(kind, label, X, y, Xt, yt, *, repeats=7, threads=None):
     rows = []
     for key, name in (("npnet", label), ("plain", plain_name),
                       ("floor", f"{label}: batch preparation and matrix products alone"),
-                      ("gemm", f"{label}: matrix products alone")):
+                      ("gemm", f"{label}: matrix products alone"),
+                      ("npnet_blas1", f"{label}, BLAS on one thread"),
+                      ("floor_blas1", f"{label}: batch preparation and matrix products alone, BLAS on one thread")):
         rows.append({"group": "train", "name": name, "shape": shape, "npnet_s": medians[key],
                      "torch_s": medians["torch"], "ratio": medians[key] / medians["torch"], "agree": True,
-                     "reference": key in ("floor", "gemm")})
+                     "reference": key in ("floor", "gemm", "floor_blas1")})
     for key, name, target in (("npnet", label, 1.3), ("plain", f"{label}, NPNET_KERNELS=plain", None)):
         rows.append({"group": "train", "name": f"{name} / its floor (time ratio)",
                      "value": medians[key] / medians["floor"], "unit": "", "target": target})
+    rows.append({"group": "train", "name": f"{label}, BLAS on one thread / its floor on one thread (time ratio)",
+                 "value": medians["npnet_blas1"] / medians["floor_blas1"], "unit": "", "target": None})
     return rows
 
 

@@ -53,6 +53,16 @@ def test_quick_ops_run_writes_json_markdown_and_chart(tmp_path):
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _check_one_blas_thread_rows(by_name, label):
+    """The epoch and its floor timed again with BLAS on one thread, in the same interleaved set."""
+    epoch = by_name[f"{label}, BLAS on one thread"]
+    floor = by_name[f"{label}: batch preparation and matrix products alone, BLAS on one thread"]
+    assert epoch["npnet_s"] > 0 and floor["reference"] and not epoch.get("reference")
+    assert epoch["torch_s"] == by_name[label]["torch_s"] == floor["torch_s"]
+    ratio = by_name[f"{label}, BLAS on one thread / its floor on one thread (time ratio)"]["value"]
+    assert ratio == pytest.approx(epoch["npnet_s"] / floor["npnet_s"])
+
+
 @pytest.mark.realdata
 def test_quick_train_part_runs_on_real_data(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "train", "--quick", "--out", str(tmp_path)],
@@ -78,6 +88,7 @@ def test_quick_train_part_runs_on_real_data(tmp_path):
         assert len(plain) == 1 and plain[0]["npnet_s"] > 0
         ratio = by_name[f"{label} / its floor (time ratio)"]["value"]
         assert ratio == pytest.approx(by_name[label]["npnet_s"] / floor["npnet_s"])
+        _check_one_blas_thread_rows(by_name, label)
         for row in (f"{label}: worked-example loop", f"{label}, NPNET_KERNELS=plain", f"{label}: fused NumPy loop"):
             assert by_name[f"{row} / its floor (time ratio)"]["value"] > 0
     for label in ("LeNet epoch", "cnn epoch"):
@@ -90,6 +101,7 @@ def test_quick_train_part_runs_on_real_data(tmp_path):
         assert len(plain) == 1 and plain[0]["npnet_s"] > 0
         ratio = by_name[f"{label} / its floor (time ratio)"]["value"]
         assert ratio == pytest.approx(by_name[label]["npnet_s"] / floor["npnet_s"])
+        _check_one_blas_thread_rows(by_name, label)
     from npnet import models
     cnn_rss = [r for r in results if r["name"].startswith("peak RSS of npnet train --model cnn")]
     assert len(cnn_rss) == ("cnn" in models.MODELS)      # measured once npnet train knows the cnn
