@@ -9,6 +9,12 @@ import argparse
 import os
 import sys
 
+# Before torch or NumPy is imported (both load here): OpenBLAS's idle threads sleep at once,
+# as they do under npnet imported first (see npnet/__init__.py), instead of spinning on the
+# cores npnet's kernel threads need. torch does not use OpenBLAS; NumPy's products (npnet's
+# and the floors') keep their threads.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 QUICK_OUT = os.path.join("runs", "bench-quick")
 INSTALL = "pip install -e '.[bench]'"

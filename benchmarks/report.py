@@ -13,6 +13,7 @@ def machine_info():
     import npnet
     info = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "npnet_threads": npnet.get_num_threads(),
+            "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
             "cpus": os.cpu_count()}
     try:
         with open("/proc/cpuinfo") as f:
@@ -49,8 +50,9 @@ def markdown(results, info, targets=None, *, quick=False):
     lines = [QUICK_NOTE, ""] if quick else []
     lines += [
         f"Machine: {info.get('cpu')}, {info.get('cpus')} CPUs; NumPy {info.get('numpy')} with "
-        f"{info.get('numpy_blas')}, {info.get('numpy_threads')} threads; npnet's fast kernels, "
-        f"{info.get('npnet_threads', 1)} threads; torch {info.get('torch')}, "
+        f"{info.get('numpy_blas')}, {info.get('numpy_threads')} threads"
+        + (f" (OPENBLAS_THREAD_TIMEOUT={info['openblas_thread_timeout']})" if info.get("openblas_thread_timeout") else "")
+        + f"; npnet's fast kernels, {info.get('npnet_threads', 1)} threads; torch {info.get('torch')}, "
         f"{info.get('torch_threads')} threads; Python {info.get('python')}.",
         "",
         "| group | case | shape | npnet | torch | ratio npnet/torch | target | met |",

@@ -134,3 +134,17 @@ def test_every_thread_runs_under_the_caller_s_errstate(restore_threads):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert all(np.isnan(r).all() for r in parallel.run(fn, [0, 1]))
+
+
+def _timeout_seen(code, **env):
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", code + "; import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"],
+                         capture_output=True, text=True, env={**base, "PYTHONPATH": ROOT, **env}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[-1]
+
+
+def test_npnet_imported_first_asks_openblas_s_idle_threads_to_sleep_at_once():
+    assert _timeout_seen("import npnet") == "4"
+    assert _timeout_seen("import npnet", OPENBLAS_THREAD_TIMEOUT="10") == "10"   # the user's value is kept
+    assert _timeout_seen("import numpy, npnet") == "None"   # too late: OpenBLAS read it with NumPy
