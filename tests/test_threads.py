@@ -148,3 +148,16 @@ def test_npnet_imported_first_asks_openblas_s_idle_threads_to_sleep_at_once():
     assert _timeout_seen("import npnet") == "4"
     assert _timeout_seen("import npnet", OPENBLAS_THREAD_TIMEOUT="10") == "10"   # the user's value is kept
     assert _timeout_seen("import numpy, npnet") == "None"   # too late: OpenBLAS read it with NumPy
+
+
+def test_a_block_that_calls_run_again_runs_its_inner_blocks_in_its_own_thread(restore_threads):
+    npnet.set_num_threads(2)   # a pool of one worker: a nested call waiting on it would never return
+
+    def outer(b):
+        inner = parallel.run(lambda c: (c, threading.get_ident()), range(3))
+        return b, [c for c, _ in inner], {t for _, t in inner} == {threading.get_ident()}
+
+    results = parallel.run(outer, range(4))
+    assert [b for b, _, _ in results] == [0, 1, 2, 3]
+    assert all(inner == [0, 1, 2] for _, inner, _ in results)
+    assert all(here for _, _, here in results[2:])   # the worker's blocks ran their inner blocks themselves

@@ -50,6 +50,7 @@ _threads = _default_threads()
 _pool = None          # the ThreadPoolExecutor, started on first use
 _pool_pid = None      # the process that started it: a forked child starts its own
 _lock = threading.Lock()
+_PREFIX = "npnet-kernels"   # the pool's thread names
 
 
 def get_num_threads():
@@ -94,7 +95,7 @@ def _executor():
     global _pool, _pool_pid
     with _lock:
         if _pool is None or _pool_pid != os.getpid():   # a forked child has no threads of its parent's pool
-            _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="npnet")
+            _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix=_PREFIX)
             _pool_pid = os.getpid()
         return _pool
 
@@ -110,7 +111,9 @@ def run(fn, blocks):
     """
     blocks = list(blocks)
     threads = min(_threads, len(blocks))
-    if threads <= 1:
+    if threads <= 1 or threading.current_thread().name.startswith(_PREFIX):
+        # one thread, or one block; or called from a block already running on the pool, whose
+        # threads may all be busy waiting for this call: the blocks run here, in order
         return [fn(b) for b in blocks]
     # an uneven share leaves the extra block to the caller's thread, which starts at once
     bounds = [-(-len(blocks) * t // threads) for t in range(threads + 1)]
