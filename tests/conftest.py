@@ -67,3 +67,16 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def num_threads():
+    """``npnet.set_num_threads``, for a test that runs a kernel at several thread counts;
+    the count from before the test comes back after it, whatever the test did."""
+    import npnet
+
+    before = npnet.get_num_threads()
+    try:
+        yield npnet.set_num_threads
+    finally:
+        npnet.set_num_threads(before)

@@ -14,7 +14,6 @@ import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
 
-import npnet
 import npnet.nn.functional as F
 from npnet import gradcheck, nn
 from npnet.nn import _fast
@@ -495,14 +494,6 @@ def test_special_row(ctx, call, outcome):
 
 # ------------------------------------------------ threads: the same bits for every count
 
-@pytest.fixture
-def npnet_threads():
-    """Set npnet's thread count inside a test; the old value comes back afterwards."""
-    before = npnet.get_num_threads()
-    yield npnet.set_num_threads
-    npnet.set_num_threads(before)
-
-
 @contextlib.contextmanager
 def block_bytes(n):
     """Run the fast kernels with thread blocks of about ``n`` bytes (many blocks on small arrays)."""
@@ -536,7 +527,7 @@ def _all_outputs(X, W, b, dY, kw, need_dX):
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("where", LAYOUTS[1:])
-def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, monkeypatch, shape, O, kw, blocks, chunk,
+def test_fast_twins_give_the_same_bits_for_every_thread_count(num_threads, monkeypatch, shape, O, kw, blocks, chunk,
                                                                need_dX, dtype, where):
     counts, run = [], parallel.run
     monkeypatch.setattr(parallel, "run", lambda fn, blocks: counts.append(len(blocks)) or run(fn, blocks))
@@ -552,7 +543,7 @@ def test_fast_twins_give_the_same_bits_for_every_thread_count(npnet_threads, mon
     with block_bytes(fast_conv._BLOCK_BYTES if blocks is None else blocks), chunk_bytes(chunk), \
             np.errstate(invalid="ignore"), layout(where):    # inf - inf in the sums
         for threads in (1, 2, 3):
-            npnet_threads(threads)
+            num_threads(threads)
             outputs[threads] = _all_outputs(X, W, b, dY, kw, need_dX)
     for threads in (2, 3):
         for got, want in zip(outputs[threads], outputs[1]):
@@ -611,7 +602,7 @@ def test_the_layer_pads_its_input_once_per_forward_and_backward(monkeypatch, whe
     np.testing.assert_array_equal(grads["weight"], dW_)
 
 
-def test_the_callers_errstate_holds_in_every_thread(npnet_threads):
+def test_the_callers_errstate_holds_in_every_thread(num_threads):
     # inf - inf in every block's products: np.errstate decides, whichever thread computes the block
     X = np.full((64, 1, 28, 28), np.inf, np.float32)
     X[..., ::2] = -np.inf
@@ -619,7 +610,7 @@ def test_the_callers_errstate_holds_in_every_thread(npnet_threads):
     W = np.ones((6, 1, 5, 5), np.float32)
     for where in LAYOUTS[1:]:
         for threads in (1, 2, 3):
-            npnet_threads(threads)
+            num_threads(threads)
             with np.errstate(invalid="ignore"), chunk_bytes(1), layout(where):   # no warning (they fail tests)
                 Y = _fast.conv2d(X, W, None, **kw)
             assert np.isnan(Y).all()
@@ -688,7 +679,7 @@ class _Products:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_cnns_second_conv_runs_batch_first_in_pieces_under_openblas_threads_size_same_bits_for_every_count(
-        npnet_threads, monkeypatch, dtype):
+        num_threads, monkeypatch, dtype):
     # (N, 16, 14, 14) -> 32@3x3 pad 1: 32 x 144 x 196 per sample, above OpenBLAS's size for threads
     # (65536 * 4), so each product is cut into pieces of columns under it; blocks of samples on npnet's threads
     products = _Products()
@@ -705,7 +696,7 @@ def test_the_cnns_second_conv_runs_batch_first_in_pieces_under_openblas_threads_
     outputs = {}
     with np.errstate(invalid="ignore"):
         for threads in (1, 2, 3):
-            npnet_threads(threads)
+            num_threads(threads)
             outputs[threads] = _all_outputs(X, W, None, dY, kw, True)
     assert products.sizes and max(products.sizes) <= 65536 * 4
     for threads in (2, 3):

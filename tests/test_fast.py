@@ -22,7 +22,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import npnet
 import npnet.nn.functional as F
 from npnet.nn import _fast, _kernels
 from reference import tolerance
@@ -370,16 +369,6 @@ def test_the_other_elementwise_twins_equal_the_plain_kernels(name, data):
     if "Y" in ELEMENTWISE[name].split():
         args[1] = np.clip(args[1], -1, 1)   # an output of sigmoid or tanh
     identical(getattr(_fast, name)(*args), getattr(F, name).plain(*args))
-
-
-@pytest.fixture
-def num_threads():
-    """npnet.set_num_threads, with the setting before the test restored after it."""
-    before = npnet.get_num_threads()
-    try:
-        yield npnet.set_num_threads
-    finally:
-        npnet.set_num_threads(before)
 
 
 def bits(a):

@@ -414,13 +414,6 @@ def test_bad_input_names_the_argument(call, exc, name):
 
 # --------------------------------------------------------------------------- threads
 
-@pytest.fixture
-def restore_threads():
-    before = npnet.get_num_threads()
-    yield
-    npnet.set_num_threads(before)
-
-
 def _bits(a):
     """The raw bits of a float array (or None), so that -0.0 != +0.0 and NaN payloads count."""
     if a is None:
@@ -436,7 +429,7 @@ def _bits(a):
     ((29, 5, 4, 4), False),    # short channels (L = 16): the elementwise passes on the threads
     ((41, 7), True),           # BatchNorm1d's (N, C)
 ])
-def test_fast_batch_norm_gives_the_same_bits_for_every_thread_count(monkeypatch, restore_threads, shape, special,
+def test_fast_batch_norm_gives_the_same_bits_for_every_thread_count(monkeypatch, num_threads, shape, special,
                                                                     dtype):
     r = np.random.default_rng(11)
     C = shape[1]
@@ -468,7 +461,7 @@ def test_fast_batch_norm_gives_the_same_bits_for_every_thread_count(monkeypatch,
     assert min(seen) >= shape[0] // 2   # every pass that ran on the threads had several blocks
 
 
-def test_fast_batch_norm_keeps_the_callers_errstate_on_every_thread(monkeypatch, restore_threads):
+def test_fast_batch_norm_keeps_the_callers_errstate_on_every_thread(monkeypatch, num_threads):
     """np.errstate lives in the calling thread's context: the blocks run by other threads
     must see it too (an inf in the last sample gives inf - inf in the last block)."""
     X = randn(12, 2, 8, 8, dtype=np.float32)
@@ -543,7 +536,7 @@ def test_layer_norm_runs_the_fast_twin_and_the_plain_one_on_empty_input():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("special", [False, True])
-def test_fast_layer_norm_gives_the_same_bits_for_every_thread_count(monkeypatch, restore_threads, special, dtype):
+def test_fast_layer_norm_gives_the_same_bits_for_every_thread_count(monkeypatch, num_threads, special, dtype):
     r = np.random.default_rng(5)
     X, dY, norm, w, b = _layer_norm_case(r, (37, 3, 20), 2, dtype, special)
     monkeypatch.setattr(_fast.normalization, "_BLOCK_BYTES", 2 * X[0].nbytes)   # 19 blocks

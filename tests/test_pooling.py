@@ -199,16 +199,6 @@ def test_fast_backward_gives_zero_not_nan_where_dy_is_inf_elsewhere():
                                   [[[[0, 0], [0, np.inf]]]])
 
 
-@pytest.fixture
-def num_threads():
-    """npnet.set_num_threads, with the setting before the test restored after it."""
-    before = npnet.get_num_threads()
-    try:
-        yield npnet.set_num_threads
-    finally:
-        npnet.set_num_threads(before)
-
-
 def _bits(a):
     """What must be equal for two results to be the same to the bit (signed zeros, nan payloads)."""
     return a.shape, a.dtype, a.tobytes()

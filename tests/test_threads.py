@@ -17,14 +17,7 @@ from npnet.nn._fast import parallel
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def restore_threads():
-    before = npnet.get_num_threads()
-    yield
-    npnet.set_num_threads(before)
-
-
-def test_set_num_threads_is_what_get_num_threads_tells(restore_threads):
+def test_set_num_threads_is_what_get_num_threads_tells(num_threads):
     for n in (1, 3, 2):
         npnet.set_num_threads(n)
         assert npnet.get_num_threads() == n
@@ -34,7 +27,7 @@ def test_set_num_threads_is_what_get_num_threads_tells(restore_threads):
 
 @pytest.mark.parametrize("bad, kind", [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError),
                                        ("2", TypeError), (None, TypeError)])
-def test_set_num_threads_refuses_what_is_not_a_positive_int(restore_threads, bad, kind):
+def test_set_num_threads_refuses_what_is_not_a_positive_int(num_threads, bad, kind):
     before = npnet.get_num_threads()
     with pytest.raises(kind, match="num_threads"):
         npnet.set_num_threads(bad)
@@ -66,12 +59,12 @@ def test_a_bad_NPNET_NUM_THREADS_stops_the_import_naming_it(value):
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 @pytest.mark.parametrize("blocks", [0, 1, 2, 5, 17])
-def test_run_returns_every_block_s_result_in_block_order(restore_threads, threads, blocks):
+def test_run_returns_every_block_s_result_in_block_order(num_threads, threads, blocks):
     npnet.set_num_threads(threads)
     assert parallel.run(lambda b: b * b, range(blocks)) == [b * b for b in range(blocks)]
 
 
-def test_run_shares_the_blocks_among_threads_and_the_caller_takes_the_first(restore_threads):
+def test_run_shares_the_blocks_among_threads_and_the_caller_takes_the_first(num_threads):
     npnet.set_num_threads(2)
     seen = parallel.run(lambda b: threading.get_ident(), range(6))
     assert seen[0] == threading.get_ident()          # the first stretch runs in the caller's thread
@@ -83,7 +76,7 @@ def test_run_shares_the_blocks_among_threads_and_the_caller_takes_the_first(rest
     assert set(parallel.run(lambda b: threading.get_ident(), range(6))) == {threading.get_ident()}
 
 
-def test_run_raises_what_a_block_raises_after_every_block_has_finished(restore_threads):
+def test_run_raises_what_a_block_raises_after_every_block_has_finished(num_threads):
     npnet.set_num_threads(2)
     done = []
 
@@ -104,7 +97,7 @@ def _pool_in_child(queue):
     queue.put(parallel.run(lambda b: b + 1, range(4)))
 
 
-def test_a_forked_child_starts_a_pool_of_its_own(restore_threads):
+def test_a_forked_child_starts_a_pool_of_its_own(num_threads):
     npnet.set_num_threads(2)
     parallel.run(lambda b: b, range(4))   # the parent's pool has threads now; a fork copies none of them
     ctx = multiprocessing.get_context("fork")
@@ -116,7 +109,7 @@ def test_a_forked_child_starts_a_pool_of_its_own(restore_threads):
     assert queue.get(timeout=5) == [1, 2, 3, 4]
 
 
-def test_every_thread_runs_under_the_caller_s_errstate(restore_threads):
+def test_every_thread_runs_under_the_caller_s_errstate(num_threads):
     npnet.set_num_threads(2)
     x = np.array([np.inf], np.float32)
 
@@ -150,7 +143,7 @@ def test_npnet_imported_first_asks_openblas_s_idle_threads_to_sleep_at_once():
     assert _timeout_seen("import numpy, npnet") == "None"   # too late: OpenBLAS read it with NumPy
 
 
-def test_a_block_that_calls_run_again_runs_its_inner_blocks_in_its_own_thread(restore_threads):
+def test_a_block_that_calls_run_again_runs_its_inner_blocks_in_its_own_thread(num_threads):
     npnet.set_num_threads(2)   # a pool of one worker: a nested call waiting on it would never return
 
     def outer(b):
