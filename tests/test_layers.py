@@ -5,7 +5,9 @@ torch runs on one thread here (the torch_one_thread fixture): the tensors are
 tiny and a thread pool only adds wake-up latency.
 """
 import copy
+import gc
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from npnet import nn
+from npnet.nn import _kernels
 from reference import compare
 from strategies import (  # noqa: F401  (torch_one_thread is a fixture)
     activations, dtypes, float_arrays, frozen_strided, leading_dims, linears, mlps, shapes, sizes,
@@ -209,6 +212,45 @@ def test_two_forwards_in_flight_do_not_disturb_each_other(index):
 
 
 # ------------------------------------------------------------------------ need_dx
+
+# Layers whose backward needs less than their input: once forward has returned, nothing of
+# theirs may keep the input alive (in a network, a layer's input would otherwise stay in
+# memory until the backward reaches it: a batch norm's input is as large as its output). The
+# plain batch norm, max pool and convolution kernels recompute from X by design, so those
+# three are held to it under the fast kernels only.
+_FAST = _kernels.MODE == "fast"
+_FREES_INPUT = [
+    ("BatchNorm2d", lambda: nn.BatchNorm2d(4), (6, 4, 12, 12), _FAST),
+    ("BatchNorm1d", lambda: nn.BatchNorm1d(4), (6, 4), _FAST),
+    ("BatchNorm1d (N, C, L)", lambda: nn.BatchNorm1d(4), (6, 4, 70), _FAST),
+    ("MaxPool2d", lambda: nn.MaxPool2d(2), (6, 4, 12, 12), _FAST),
+    ("Conv2d", lambda: nn.Conv2d(4, 6, 3, padding=1), (6, 4, 12, 12), _FAST),
+    ("Conv2d groups=2", lambda: nn.Conv2d(4, 6, 3, groups=2), (6, 4, 12, 12), _FAST),
+    ("ReLU", nn.ReLU, (6, 300), True),
+    ("Sigmoid", nn.Sigmoid, (6, 300), True),
+    ("Tanh", nn.Tanh, (6, 300), True),
+    ("Dropout", lambda: nn.Dropout(0.5, rng=np.random.default_rng(0)), (6, 300), True),
+    ("Softmax", lambda: nn.Softmax(-1), (6, 10), True),
+]
+
+
+@pytest.mark.parametrize("name, make, shape, applies", _FREES_INPUT, ids=[c[0] for c in _FREES_INPUT])
+def test_backward_does_not_keep_the_input_alive(name, make, shape, applies):
+    if not applies:
+        pytest.skip("the plain kernel's backward reads X")
+    module = make()
+    twin = copy.deepcopy(module)   # the same parameters and, for Dropout, the same generator state
+    X = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    Y_twin, backward_twin = twin.forward(X.copy())
+    expected_dx, _ = backward_twin(np.ones(Y_twin.shape, np.float32))
+    alive = weakref.ref(X)
+    Y, backward = module.forward(X)
+    del X
+    gc.collect()
+    assert alive() is None, f"{name}'s backward keeps its input alive"
+    dX, _ = backward(np.ones(Y.shape, np.float32))   # and still computes its gradient
+    np.testing.assert_array_equal(dX, expected_dx)
+
 
 def test_first_layer_of_sequential_skips_dx():
     r = np.random.default_rng(4)

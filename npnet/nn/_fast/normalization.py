@@ -63,6 +63,7 @@ def batch_norm_with_backward(X, running_mean, running_var, weight=None, bias=Non
     # work): (256, 6, 28, 28) 31 -> 24 ms, (256, 16, 28, 28) 68 -> 44 ms, (256, 32, 14, 14)
     # 36 -> 27 ms; (256, 16, 10, 10), two blocks, gains nothing there (3.6 -> 4.0 ms).
     N, C = X.shape[:2]
+    shape = X.shape   # the backward needs X's shape only: it must not keep X itself alive
     n = X.size // C
     L = n // N
     R = _rows(X, N)
@@ -139,7 +140,7 @@ def batch_norm_with_backward(X, running_mean, running_var, weight=None, bias=Non
                 dX[b] += c
 
         parallel.run(grad, blocks)
-        return dX.reshape(X.shape), dweight, dbias
+        return dX.reshape(shape), dweight, dbias
 
     return Y.reshape(X.shape), running_mean, running_var, backward
 

@@ -99,11 +99,12 @@ def max_pool2d_with_backward(X, kernel_size, stride=None, padding=0, dilation=1,
     Y = np.empty((M, oh, ow), X.dtype)
     arg = np.empty((M, oh, ow), np.uint8)
     parallel.run(lambda s: _max_arg(_windows(X3[s], kernel_size), Y[s], arg[s]), blocks)
+    shape, planes, dtype = X.shape, X3.shape, X.dtype   # all the backward needs of X: it must not keep X alive
 
     def backward(dY):
-        ints = _SAME_SIZE_INT[X.dtype]
+        ints = _SAME_SIZE_INT[dtype]
         dY3 = dY.reshape(M, oh, ow)
-        dX3 = np.empty(X3.shape, X.dtype)               # every element is written
+        dX3 = np.empty(planes, dtype)                   # every element is written
         B = _windows(dX3, kernel_size)                  # (M, out_h, k_h, out_w, k_w), a view of dX3
 
         def backward_block(s):
@@ -118,7 +119,7 @@ def max_pool2d_with_backward(X, kernel_size, stride=None, padding=0, dilation=1,
             _zero_margins(dX3, s, kernel_size, (oh, ow))
 
         parallel.run(backward_block, blocks)
-        return dX3.reshape(X.shape)
+        return dX3.reshape(shape)
 
     return Y.reshape(X.shape[:-2] + (oh, ow)), backward
 
