@@ -43,5 +43,7 @@ def reduce_rows(loss, denom, reduction, shape):
     total = loss.sum(dtype=loss.dtype)
     if reduction == "sum":
         return np.asarray(total)
+    if denom and math.isfinite(denom):   # the usual case, where the division cannot warn
+        return np.asarray(total / denom, loss.dtype)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.asarray(total / denom, loss.dtype)  # 0 / 0 = nan when everything is ignored, as torch
