@@ -211,7 +211,7 @@ def test_two_forwards_in_flight_do_not_disturb_each_other(index):
             np.testing.assert_array_equal(g[k], g_alone[k])
 
 
-# ------------------------------------------------------------------------ need_dx
+# ------------------------------------------------------------ what backward keeps
 
 # Layers whose backward needs less than their input: once forward has returned, nothing of
 # theirs may keep the input alive (in a network, a layer's input would otherwise stay in
@@ -251,6 +251,8 @@ def test_backward_does_not_keep_the_input_alive(name, make, shape, applies):
     dX, _ = backward(np.ones(Y.shape, np.float32))   # and still computes its gradient
     np.testing.assert_array_equal(dX, expected_dx)
 
+
+# ------------------------------------------------------------------------ need_dx
 
 def test_first_layer_of_sequential_skips_dx():
     r = np.random.default_rng(4)
