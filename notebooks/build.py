@@ -108,7 +108,10 @@ def _kernel_manager(tmp):
                    "display_name": "Python 3 (npnet course)", "language": "python"}, f)
     ksm = KernelSpecManager(kernel_dirs=[tmp])
     ksm.ensure_native_kernel = False
-    return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+    # Where Unix sockets exist, the kernel talks over them, in this private folder, not over
+    # TCP on localhost (where any local user could listen, and ipykernel warns so).
+    local = {"transport": "ipc", "ip": os.path.join(tmp, "kernel")} if os.name == "posix" else {}
+    return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm, **local)
 
 
 def execute(nb, *, size="full", answers="1", timeout=900, allow_errors=False, env=None):
@@ -124,7 +127,9 @@ def execute(nb, *, size="full", answers="1", timeout=900, allow_errors=False, en
         client = NotebookClient(nb, km=_kernel_manager(tmp), timeout=timeout, allow_errors=allow_errors,
                                 record_timing=False, store_widget_state=False,
                                 resources={"metadata": {"path": NOTEBOOKS}})
-        client.execute(env=dict(kernel_env(size, answers), **(env or {})))
+        # cleanup_kc: shut the kernel down when the run ends, failed or not (nbclient leaves a
+        # kernel it did not start itself running, and each holds its notebook's data).
+        client.execute(cleanup_kc=True, env=dict(kernel_env(size, answers), **(env or {})))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     tidy(nb)

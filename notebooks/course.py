@@ -4,8 +4,9 @@ the two gradient checks (finite differences and torch) and the exercise checks.
 Each notebook's first code cell does ``from course import *``. Two environment
 variables steer a run; nothing else does:
 
-- ``NPNET_NOTEBOOK_SIZE``: ``full`` (the default: all of Fashion-MNIST, a minute or two
-  per notebook) or ``quick`` (a few thousand images and one or two epochs, seconds; the
+- ``NPNET_NOTEBOOK_SIZE``: ``full`` (the default: each chapter's full-size setting, all
+  of Fashion-MNIST where that takes at most a minute or so, a subset where it would
+  take longer) or ``quick`` (a few thousand images and one or two epochs, seconds; the
   size the tests use). ``pick(quick=..., full=...)`` chooses between two values.
 - ``NPNET_NOTEBOOK_ANSWERS``: unset, the exercises run the learner's code; ``1`` runs
   the reference answers of ``answers.py`` instead (how the committed outputs were made

@@ -96,6 +96,53 @@ def test_committed_notebook_carries_a_clean_full_run(chapter):
     assert os.path.getsize(os.path.join(NOTEBOOKS, chapter + ".ipynb")) < 400_000
 
 
+def _shown_sources(nb):
+    """``(path, code)`` for every kernel source a cell shows with ``show_source``."""
+    shown = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            m = re.fullmatch(r"`([^`]+)`\n```python\n(.*)\n```", out.get("data", {}).get("text/markdown", ""), re.S)
+            if m:
+                shown.append(m.groups())
+    return shown
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_committed_notebook_shows_the_library_as_it_is_now(chapter):
+    # show_source reads the library when the notebook runs; the committed outputs must come
+    # from a run of this very code, or a reader sees a kernel that no longer exists.
+    nb = nbformat.read(os.path.join(NOTEBOOKS, chapter + ".ipynb"), as_version=4)
+    shown = _shown_sources(nb)
+    assert shown, "every chapter shows the library's code with show_source"
+    for path, code in shown:
+        with open(os.path.join(REPO, path), encoding="utf-8") as f:
+            assert code in f.read(), f"{chapter} shows an old version of code in {path}: run `make notebooks`"
+
+
+def _readme_notebook_rows():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    return re.findall(r"^\| \d+ \| `(\d\d_\w+)\.ipynb` \| (.*) \| ([^|]+) \|$", text, re.M)
+
+
+def test_readme_lists_every_notebook_in_order():
+    assert [row[0] for row in _readme_notebook_rows()] == CHAPTERS
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_readme_numbers_are_the_committed_notebooks(chapter):
+    # Every decimal number the README's notebook table quotes is one that notebook printed
+    # (to the README's number of decimals), or a setting its cells hold (a learning rate).
+    teaches = {name: what for name, what, _ in _readme_notebook_rows()}[chapter]
+    nb = nbformat.read(os.path.join(NOTEBOOKS, chapter + ".ipynb"), as_version=4)
+    printed = " ".join([_text(c) for c in nb.cells if c.cell_type == "code"] + [c.source for c in nb.cells])
+    values = [float(v) for v in re.findall(r"\d+\.\d+", printed)]
+    for quoted in re.findall(r"\d+\.\d+", teaches):
+        places = len(quoted.split(".")[1])
+        assert any(round(v, places) == float(quoted) for v in values), \
+            f"README quotes {quoted} for {chapter}, which its outputs do not print"
+
+
 # --------------------------------------------------------------------- the exercises
 
 def test_every_exercise_has_a_check_an_answer_and_a_mistake():
@@ -152,6 +199,45 @@ def test_notebook_runs_quick_in_a_kernel(chapter):
     assert _text(code[0]).startswith("size: quick")
     for cell in _check_cells(nb):
         assert _text(cell).startswith("✓"), (cell.source, _text(cell))
+
+
+def _kernel_children():
+    """Our child processes that are Jupyter kernels (Linux's /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"ipykernel_launcher" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+@pytest.mark.parametrize("fails", [False, True], ids=["runs", "fails"])
+def test_execute_shuts_its_kernel_down_quietly(fails, capfd):
+    # Each run's kernel goes when the run ends, failed or not (the test suite runs a dozen
+    # notebooks; kernels left behind would each hold their data until pytest exits), and
+    # the kernel talks over a private socket, so ipykernel has no plain-TCP warning to print.
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("import os\nprint(os.getpid())" + ("\n1 / 0" if fails else "")))
+    before = _kernel_children()
+    if fails:
+        from nbclient.exceptions import CellExecutionError
+
+        with pytest.raises(CellExecutionError, match="ZeroDivisionError"):
+            build.execute(nb, size="quick", timeout=60)
+    else:
+        build.execute(nb, size="quick", timeout=60)
+    kernel = int(_text(nb.cells[0]).split()[0])
+    assert kernel != os.getpid() and kernel not in _kernel_children() and _kernel_children() == before
+    assert "without encryption" not in capfd.readouterr().err
 
 
 @pytest.mark.realdata

@@ -48,7 +48,8 @@ for what, value in [("X", X), ("X.sum(axis=0)", X.sum(axis=0)), ("X.sum(axis=1)"
 # from the right, and a length-1 axis stretches to match. So `X / X.sum(axis=1,
 # keepdims=True)` divides every row by its own sum. Without `keepdims` the $(N,)$ vector
 # lines up with the *columns* instead: for a square `X` that silently divides by the
-# wrong numbers, and for any other shape it fails.
+# wrong numbers, for a single column ($D = 1$) it silently broadcasts to $(N, N)$, and
+# for most other shapes it fails.
 
 # %%
 S = X.sum(axis=1, keepdims=True)

@@ -157,9 +157,12 @@ for factor in (1, 10, 30, 100, 300):
           f"{(~np.isfinite(stable)).sum():>16} {stable.mean():>12.4g}")
 
 # %% [markdown]
-# First the misclassified images break: their true class's probability rounds to 0,
-# and $-\log 0 = \infty$. Once the largest logit of a row passes 88.7, `exp` overflows and
-# that row is `nan`, right or wrong. The log-sum-exp loss stays finite throughout.
+# Two failures, independent of each other. A misclassified image's true-class
+# probability can round to 0, and $-\log 0 = \infty$: only misclassified images give
+# `inf` (the two inf columns are equal). And once the largest logit of a row passes
+# 88.7, `exp` overflows to `inf`, $\infty/\infty$ is `nan`, and the row is lost, right
+# or wrong (the nan column); as more rows overflow, fewer are left to give `inf`. The
+# log-sum-exp loss stays finite throughout.
 
 # %% [markdown]
 # ## Exercises

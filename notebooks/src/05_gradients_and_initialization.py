@@ -38,9 +38,10 @@ print(f"size: {SIZE}")
 # $$dH_{l-1} = \big(dH_l \odot f'(A_l)\big)\,W_l, \qquad
 #   \frac{\partial L}{\partial W_l} = \big(dH_l \odot f'(A_l)\big)^\top H_{l-1}.$$
 #
-# Unrolled from the output down to layer $l$, the gradient is a product of $L - l$ such
-# factors: $\mathrm{diag}(f'(A))$ then $W$, again and again. If each shrinks a vector by
-# a typical factor $\rho < 1$, the gradient at the input side is $\rho^{L-l}$ times
+# Unrolled from the output (layer $D$ of a $D$-layer stack) down to layer $l$, the
+# gradient is a product of $D - l$ such factors: $\mathrm{diag}(f'(A))$ then $W$, again
+# and again. If each shrinks a vector by a typical factor $\rho < 1$, the gradient at
+# the input side is $\rho^{D-l}$ times
 # smaller (it **vanishes**); if $\rho > 1$ it **explodes**.
 #
 # The sigmoid makes $\rho$ small by construction: with $\sigma(x) = 1/(1+e^{-x})$,

@@ -62,7 +62,8 @@ show_source(F.conv2d)
 # $$P_{(c,i,j),\,(n,y,x)} = X_{p;\,n,c,\,y+i,\,x+j}, \qquad P: (C k_H k_W,\ N o_H o_W),$$
 #
 # and flatten the weight to $W_2: (O, C k_H k_W)$. Then the whole convolution is one
-# product, $Y_2 = W_2 P$ $(O, N o_H o_W)$, reshaped to $(N, O, o_H, o_W)$. This is a
+# product, $Y_2 = W_2 P$ $(O, N o_H o_W)$, reshaped to $(O, N, o_H, o_W)$ and
+# transposed to $(N, O, o_H, o_W)$ (a reshape alone would scramble it). This is a
 # Linear layer (chapter 2) whose "samples" are the $N o_H o_W$ patches: one large
 # matrix product instead of $k_H k_W$ small ones, which is what BLAS is fast at.
 # npnet's fast twin (`npnet/nn/_fast/conv.py`) does this, in cache-sized chunks.

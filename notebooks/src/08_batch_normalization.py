@@ -209,8 +209,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Without normalization the loss stays at $\log 10 \approx 2.30$ for hundreds of steps;
-# with it, the network learns from the start.
+# Without normalization the loss stays near $\log 10 \approx 2.30$ for every step of this
+# run (chapter 7's LeNet needed a few hundred steps before it began to learn); with it,
+# the network learns from the start.
 #
 # The batch-normalized network's test accuracy is measured in eval mode, with running
 # statistics that average the last few dozen batches, computed by **older weights**.
