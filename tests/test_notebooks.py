@@ -1,6 +1,8 @@
 """The course's notebooks: built from notebooks/src/, executed headless in a real Jupyter
-kernel at the quick size, exercises checked against the reference answers (and shown to
-fail on a typical mistake), the committed .ipynb in sync with their sources.
+kernel at the quick size three ways (the reference answers with torch; the typical
+mistakes without torch, which every check must catch; the exercises unwritten, as a
+learner first runs them), the committed .ipynb in sync with their sources and with the
+library's code, the README's notebook table in agreement with their outputs.
 
 Executing needs nbformat, nbclient and ipykernel (the test extra has them); the
 executions read Fashion-MNIST and are marked ``realdata``.
@@ -242,19 +244,40 @@ def test_execute_shuts_its_kernel_down_quietly(fails, capfd):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_a_wrong_answer_fails_its_check_and_missing_torch_is_a_note(tmp_path):
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_run_all_with_the_exercises_unwritten(chapter):
+    # What a learner gets from "Run All" before writing anything: every cell runs, and each
+    # exercise's check prints its reminder instead of failing.
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = build.build(os.path.join(build.SRC, chapter + ".py"))
+    build.execute(nb, size="quick", answers="", timeout=300)   # raises CellExecutionError on any cell error
+    checks = _check_cells(nb)
+    assert checks and all(_text(c).startswith(f"exercise {CHECK_CALL.match(c.source).group(1)}: not written yet")
+                          for c in checks)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_wrong_answer_fails_its_check_and_missing_torch_is_a_note(chapter, tmp_path):
+    # Every chapter runs without torch (`pip install -e '.[notebooks]'` alone): each torch
+    # comparison becomes a note, every other cell runs, and each exercise check, now on
+    # npnet's side, still catches the typical mistake.
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     shadow = tmp_path / "torch"     # first on the kernel's path: `import torch` fails as if not installed
     shadow.mkdir()
     (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
     path = os.pathsep.join([str(tmp_path), build.kernel_env("quick", "wrong")["PYTHONPATH"]])
-    nb = build.build(os.path.join(build.SRC, CHAPTERS[0] + ".py"))
+    nb = build.build(os.path.join(build.SRC, chapter + ".py"))
     build.execute(nb, size="quick", answers="wrong", allow_errors=True, env={"PYTHONPATH": path}, timeout=300)
     errors = {i: o.ename for i, c in enumerate(nb.cells) if c.cell_type == "code"
               for o in c.outputs if o.output_type == "error"}
     checks = {nb.cells.index(c) for c in _check_cells(nb)}
     assert checks and {i: "AssertionError" for i in checks} == errors
-    notes = [c for c in nb.cells if c.cell_type == "code" and "check_gradients(" in c.source]
-    assert notes and all("PyTorch is not installed" in _text(c) for c in notes)
-    assert any("finite differences agree" in _text(c) for c in notes)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert any("PyTorch is not installed" in _text(c) for c in code)
+    gradient_checks = [c for c in code if "check_gradients(" in c.source]
+    assert all("PyTorch is not installed" in _text(c) for c in gradient_checks)
+    assert all("finite differences agree" in _text(c) for c in gradient_checks)

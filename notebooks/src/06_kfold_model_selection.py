@@ -46,23 +46,37 @@ print(f"size: {SIZE}")
 show_source(optim.SGD._update)
 
 # %% [markdown]
-# Checked two ways: the step against the closed form above, and against
+# Checked three ways: the penalty's gradient $\lambda w$ against central finite
+# differences, the step against the closed form above, and the step against
 # `torch.optim.SGD` on the same numbers.
 
 # %%
 rng = np.random.default_rng(0)
 w0, g = rng.standard_normal(5), rng.standard_normal(5)
-lr, weight_decay = 0.1, 1e-2
+lr, weight_decay, eps = 0.1, 1e-2, 1e-6
+
+
+def penalty(v):
+    return weight_decay / 2 * (v @ v)
+
+
+numeric = np.array([(penalty(w0 + eps * e) - penalty(w0 - eps * e)) / (2 * eps) for e in np.eye(len(w0))])
+print(f"lambda w against finite differences:  largest difference {np.abs(numeric - weight_decay * w0).max():.1e}")
+assert np.allclose(numeric, weight_decay * w0, rtol=1e-6, atol=1e-12)
+
 w = w0.copy()
 optim.SGD({"w": w}, lr=lr, weight_decay=weight_decay).step({"w": g})
-print("npnet against (1 - lr wd) w - lr g:", np.abs(w - ((1 - lr * weight_decay) * w0 - lr * g)).max())
+closed_form = (1 - lr * weight_decay) * w0 - lr * g
+print(f"npnet against (1 - lr wd) w - lr g:   largest difference {np.abs(w - closed_form).max():.1e}")
+assert np.allclose(w, closed_form, rtol=1e-14, atol=1e-15)
 if torch_available():
     import torch
 
     p = torch.tensor(w0, requires_grad=True)
     p.grad = torch.tensor(g)
     torch.optim.SGD([p], lr=lr, weight_decay=weight_decay).step()
-    print("npnet against torch.optim.SGD:     ", np.abs(w - p.detach().numpy()).max())
+    print(f"npnet against torch.optim.SGD:        largest difference {np.abs(w - p.detach().numpy()).max():.1e}")
+    assert np.allclose(w, p.detach().numpy(), rtol=1e-14, atol=1e-15)
 else:
     print("note: PyTorch is not installed, so the comparison with torch.optim.SGD is skipped")
 
